@@ -1,0 +1,1 @@
+"""Experiment planners, installed as ``seganypet_nnunet.planners``."""

@@ -1,0 +1,1 @@
+"""nnU-Net trainer subclasses, installed as ``seganypet_nnunet.trainers``."""
