@@ -1,0 +1,64 @@
+"""Cross-validation splits grouped by patient (``case_to_patient.json`` -> nnU-Net's ``splits_final.json``).
+
+nnU-Net's own splits are per case; several studies of one patient would then leak between train and validation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CASE_TO_PATIENT = "case_to_patient.json"
+SPLITS_FILE = "splits_final.json"
+
+
+def patient_grouped_splits(case_ids: list[str], case_to_patient: dict[str, str], n_splits: int = 5,
+                           seed: int = 12345) -> list[dict[str, list[str]]]:
+    """nnU-Net's ``generate_crossval_split`` applied to patients, expanded back to cases.
+
+    Uses ``min(n_splits, number of patients)`` folds so every fold has >= 1 validation case.
+
+    Args:
+        case_ids: training case identifiers (nnU-Net keys, no channel suffix).
+        case_to_patient: case id -> patient id; must cover every case in ``case_ids``.
+
+    Raises:
+        ValueError: a case has no patient, or there are fewer than 2 patients.
+    """
+    from nnunetv2.utilities.crossval_split import generate_crossval_split
+
+    missing = sorted(set(case_ids) - set(case_to_patient))
+    if missing:
+        raise ValueError(f"{CASE_TO_PATIENT}: no patient for training case(s) {missing[:5]}")
+    patients = sorted({str(case_to_patient[c]) for c in case_ids})
+    if len(patients) < 2:
+        raise ValueError(f"{CASE_TO_PATIENT}: need >= 2 patients for a cross-validation split, got {len(patients)}")
+    folds = generate_crossval_split(patients, seed=seed, n_splits=min(n_splits, len(patients)))
+    by_patient: dict[str, list[str]] = {}
+    for case in sorted(case_ids):
+        by_patient.setdefault(str(case_to_patient[case]), []).append(case)
+    return [{part: [c for p in fold[part] for c in by_patient[str(p)]] for part in ("train", "val")}
+            for fold in folds]
+
+
+def maybe_write_patient_splits(raw_folder: Path, preprocessed_folder: Path, case_ids: list[str]) -> Path | None:
+    """Writes ``splits_final.json`` grouped by patient unless one exists, there is no mapping or < 2 patients.
+
+    Args:
+        raw_folder: ``$nnUNet_raw/DatasetXXX_Name`` (may contain ``case_to_patient.json``).
+        preprocessed_folder: ``$nnUNet_preprocessed/DatasetXXX_Name``.
+        case_ids: training case identifiers.
+
+    Returns:
+        The path written, or None when nothing was written.
+    """
+    from seganypet_nnunet.io_utils import write_json
+
+    mapping_file, target = Path(raw_folder) / CASE_TO_PATIENT, Path(preprocessed_folder) / SPLITS_FILE
+    if target.exists() or not mapping_file.exists():
+        return None
+    mapping = json.loads(mapping_file.read_text())
+    if len({mapping.get(c, c) for c in case_ids}) < 2:
+        print(f"INFO: {mapping_file} lists fewer than 2 training patients; no patient-grouped splits written")
+        return None
+    return write_json(patient_grouped_splits(case_ids, mapping), target)

@@ -1,0 +1,225 @@
+"""``seganypet_plan_and_preprocess``: one fingerprint, our plans + the nnU-Net baseline plans, both preprocessed.
+
+Mirrors ``nnUNetv2_plan_and_preprocess`` but passes planner *class objects* to nnU-Net's
+``plan_experiment_dataset`` (nnU-Net's ``-pl`` only finds classes inside nnunetv2). The baseline is planned from the
+same fingerprint and preprocessed from the same raw cases, so both models train on identical data and splits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+DEFAULT_CONFIGURATIONS = ("3d_fullres",)
+# Configurations whose data is another configuration's (nnU-Net would preprocess 3d_fullres again for them).
+SHARES_DATA = {"3d_cascade_fullres": "3d_fullres"}
+
+
+def find_raw_dataset(dataset_id: int) -> Path:
+    """``$nnUNet_raw/DatasetXXX_*`` for an id; FileNotFoundError (one line) if absent or ambiguous."""
+    from seganypet_nnunet.paths import nnunet_folder
+
+    raw = nnunet_folder("nnUNet_raw")
+    matches = sorted(raw.glob(f"Dataset{int(dataset_id):03d}_*")) if raw.is_dir() else []
+    if len(matches) != 1:
+        problem = "not found" if not matches else f"ambiguous ({', '.join(m.name for m in matches)})"
+        raise FileNotFoundError(f"dataset id {dataset_id} {problem} in nnUNet_raw={raw}")
+    return matches[0]
+
+
+@contextlib.contextmanager
+def _planning_thread_setting() -> Iterator[None]:
+    """Lets stock nnU-Net planners run under ``nnUNet_n_proc_DA=0``.
+
+    nnU-Net's ``ExperimentPlanner.static_estimate_VRAM_usage`` calls ``torch.set_num_threads(get_allowed_n_proc_DA())``,
+    which raises for 0 (in-process augmentation, the CPU setting). Planning does no augmentation, so the variable is
+    raised to 1 for the duration of planning only and restored afterwards.
+    """
+    value = os.environ.get("nnUNet_n_proc_DA")
+    if value is None or int(value) > 0:
+        yield
+        return
+    os.environ["nnUNet_n_proc_DA"] = "1"
+    try:
+        yield
+    finally:
+        os.environ["nnUNet_n_proc_DA"] = value
+
+
+def format_plans_summary(plans: dict) -> str:
+    """One line per 3d configuration: patch, batch, spacing, stages, features, normalisation, input transforms."""
+    lines = [f"{plans['plans_name']} ({plans['dataset_name']}, planner {plans['experiment_planner_used']}):"]
+    for name, cfg in plans["configurations"].items():
+        if "architecture" not in cfg:
+            lines.append(f"  {name}: inherits {cfg.get('inherits_from')}, previous stage {cfg.get('previous_stage')}")
+            continue
+        kw = cfg["architecture"]["arch_kwargs"]
+        lines.append(
+            f"  {name}: patch {list(cfg['patch_size'])} batch {cfg['batch_size']} spacing "
+            f"{[round(float(s), 3) for s in cfg['spacing']]} stages {kw['n_stages']} features "
+            f"{list(kw['features_per_stage'])} norm {list(cfg['normalization_schemes'])} "
+            f"transforms {kw.get('input_transforms', '-')} "
+            f"net {cfg['architecture']['network_class_name'].split('.')[-1]}"
+        )
+    return "\n".join(lines)
+
+
+def _preprocess_both(dataset_id: int, plans_ids: Sequence[str], configurations: Sequence[str],
+                     num_processes: Sequence[int], verbose: bool) -> None:
+    """nnU-Net's ``preprocess_dataset`` for every plans identifier (configurations sharing data are skipped)."""
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import preprocess_dataset
+
+    if len(num_processes) not in (1, len(configurations)):
+        raise ValueError(f"-np: give one number or one per configuration ({len(configurations)}), "
+                         f"got {len(num_processes)}")
+    repeated = list(num_processes) * (len(configurations) // len(num_processes))
+    per_config = dict(zip(configurations, repeated, strict=True))
+    configs = [c for c in configurations if c not in SHARES_DATA]
+    for plans_id in plans_ids:
+        if configs:
+            preprocess_dataset(dataset_id, plans_id, configs, [per_config[c] for c in configs], verbose=verbose,
+                               show_progress_bar=verbose)
+
+
+def plan_and_preprocess(
+    dataset_ids: Sequence[int],
+    planner: str = "SegAnyPETPlanner",
+    configurations: Sequence[str] = DEFAULT_CONFIGURATIONS,
+    num_processes: int | Sequence[int] | None = None,
+    verify_dataset_integrity: bool = False,
+    gpu_memory_target: float | None = None,
+    overwrite_target_spacing: Sequence[float] | None = None,
+    preprocess: bool = True,
+    baseline: bool = True,
+    clean: bool = False,
+    fingerprint_processes: int | None = None,
+    verbose: bool = False,
+) -> dict:
+    """Fingerprints each dataset once, plans ours (+ the nnU-Net baseline) from it, writes patient splits, preprocesses.
+
+    Args:
+        dataset_ids: nnU-Net dataset ids (folders ``$nnUNet_raw/DatasetXXX_Name``).
+        planner: key of ``seganypet_nnunet.planners.PLANNERS``.
+        configurations: configurations to preprocess (planning always plans all that nnU-Net would).
+        num_processes: preprocessing processes, one int or one per configuration; default ``nnUNet_def_n_proc`` or 8.
+        verify_dataset_integrity: run nnU-Net's integrity check before fingerprinting.
+        gpu_memory_target: VRAM target in GB for both planners (None = planner default).
+        overwrite_target_spacing: 3d_fullres target spacing (preprocessed axis order), as nnU-Net's flag.
+        preprocess: False plans only (nnU-Net's ``--no_pp``).
+        baseline: also plan/preprocess the matching nnU-Net baseline planner.
+        clean: recompute an existing fingerprint (nnU-Net's ``--clean``).
+        fingerprint_processes: processes for integrity check + fingerprint; default ``nnUNet_def_n_proc`` or 8.
+        verbose: nnU-Net's verbose output and progress bars.
+
+    Returns:
+        ``{"plans_identifier": str, "baseline_plans_identifier": str | None, "datasets": {id: {"plans_file": str,
+        "baseline_plans_file": str | None, "splits_file": str | None}}}``.
+
+    Raises:
+        KeyError: unknown planner name (lists the valid ones).
+        FileNotFoundError: a dataset id is not in ``nnUNet_raw``.
+        RuntimeError: an nnU-Net folder variable is not set.
+    """
+    from nnunetv2.experiment_planning.dataset_fingerprint.fingerprint_extractor import DatasetFingerprintExtractor
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import (
+        extract_fingerprint_dataset,
+        plan_experiment_dataset,
+    )
+
+    from seganypet_nnunet.paths import nnunet_folder
+    from seganypet_nnunet.planners import get_planner_pair
+    from seganypet_nnunet.planners.splits import maybe_write_patient_splits
+
+    ours, reference = get_planner_pair(planner)
+    raw_folders = {int(d): find_raw_dataset(d) for d in dataset_ids}
+    default_np = int(os.environ.get("nnUNet_def_n_proc", 8))
+    nps = [num_processes] if isinstance(num_processes, int) else list(num_processes or [default_np])
+    spacing = [float(s) for s in overwrite_target_spacing] if overwrite_target_spacing is not None else None
+    result: dict = {"plans_identifier": None, "baseline_plans_identifier": None, "datasets": {}}
+    for dataset_id, raw_folder in raw_folders.items():
+        extract_fingerprint_dataset(dataset_id, DatasetFingerprintExtractor, fingerprint_processes or default_np,
+                                    verify_dataset_integrity, clean, verbose, show_progress_bar=verbose)
+        with _planning_thread_setting():
+            planned = [plan_experiment_dataset(dataset_id, cls, gpu_memory_target, overwrite_target_spacing=spacing)
+                       for cls in ((ours, reference) if baseline else (ours,))]
+        preprocessed = nnunet_folder("nnUNet_preprocessed") / raw_folder.name
+        case_ids = _training_case_ids(raw_folder)
+        splits = maybe_write_patient_splits(raw_folder, preprocessed, case_ids)
+        for plans, _ in planned:
+            print(format_plans_summary(plans))
+        print(f"splits: {splits if splits else 'kept ' + str(preprocessed / 'splits_final.json')}")
+        plans_ids = [pid for _, pid in planned]
+        if preprocess:
+            _preprocess_both(dataset_id, plans_ids, configurations, nps, verbose)
+        result["plans_identifier"] = plans_ids[0]
+        result["baseline_plans_identifier"] = plans_ids[1] if baseline else None
+        result["datasets"][dataset_id] = {
+            "plans_file": str(preprocessed / f"{plans_ids[0]}.json"),
+            "baseline_plans_file": str(preprocessed / f"{plans_ids[1]}.json") if baseline else None,
+            "splits_file": str(splits) if splits else None,
+        }
+    return result
+
+
+def _training_case_ids(raw_folder: Path) -> list[str]:
+    """nnU-Net's training case identifiers of a raw dataset folder (honours ``dataset`` / file_ending)."""
+    import json
+
+    from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
+
+    dataset_json = json.loads((raw_folder / "dataset.json").read_text())
+    return sorted(get_filenames_of_train_images_and_targets(str(raw_folder), dataset_json))
+
+
+def plan_and_preprocess_entry() -> None:
+    """Console script ``seganypet_plan_and_preprocess`` (nnU-Net flag grammar)."""
+    import argparse
+
+    from seganypet_nnunet.paths import nnunet_folder
+    from seganypet_nnunet.planners import PLANNERS
+
+    parser = argparse.ArgumentParser(description="Fingerprint, plan (SegAnyPET + nnU-Net baseline) and preprocess.")
+    parser.add_argument("-d", nargs="+", type=int, required=True, help="[REQUIRED] Dataset ids, e.g. 901 902.")
+    parser.add_argument("-pl", default="SegAnyPETPlanner",
+                        help=f"[OPTIONAL] Planner preset, one of {', '.join(PLANNERS)}. Default: SegAnyPETPlanner.")
+    parser.add_argument("-c", nargs="+", default=list(DEFAULT_CONFIGURATIONS),
+                        help="[OPTIONAL] Configurations to preprocess. Default: 3d_fullres.")
+    parser.add_argument("-np", nargs="+", type=int, default=None,
+                        help="[OPTIONAL] Preprocessing processes: one number or one per configuration. "
+                             "Default: nnUNet_def_n_proc or 8.")
+    parser.add_argument("-npfp", type=int, default=None,
+                        help="[OPTIONAL] Processes for integrity check and fingerprint. "
+                             "Default: nnUNet_def_n_proc or 8.")
+    parser.add_argument("--verify_dataset_integrity", action="store_true",
+                        help="[RECOMMENDED] Run nnU-Net's dataset integrity check first.")
+    parser.add_argument("-gpu_memory_target", type=float, default=None,
+                        help="[OPTIONAL] GPU memory target in GB for both planners. Default: planner default.")
+    parser.add_argument("-overwrite_target_spacing", nargs=3, type=float, default=None,
+                        help="[OPTIONAL] 3d_fullres target spacing, three numbers (preprocessed axis order).")
+    parser.add_argument("--no_pp", action="store_true", help="[OPTIONAL] Plan only, do not preprocess.")
+    parser.add_argument("--clean", action="store_true", help="[OPTIONAL] Recompute an existing fingerprint.")
+    parser.add_argument("--no_baseline", action="store_true",
+                        help="[OPTIONAL] Do not plan/preprocess the matching nnU-Net baseline plans.")
+    parser.add_argument("--verbose", action="store_true", help="[OPTIONAL] Verbose nnU-Net output, progress bars.")
+    args = parser.parse_args()
+    try:
+        for variable in ("nnUNet_raw", "nnUNet_preprocessed"):
+            nnunet_folder(variable)
+    except RuntimeError as error:
+        parser.error(str(error))
+    try:
+        result = plan_and_preprocess(
+            args.d, planner=args.pl, configurations=args.c, num_processes=args.np,
+            verify_dataset_integrity=args.verify_dataset_integrity, gpu_memory_target=args.gpu_memory_target,
+            overwrite_target_spacing=args.overwrite_target_spacing, preprocess=not args.no_pp,
+            baseline=not args.no_baseline, clean=args.clean, fingerprint_processes=args.npfp, verbose=args.verbose,
+        )
+    except (KeyError, FileNotFoundError, ValueError) as error:
+        parser.error(str(error.args[0]) if error.args else repr(error))
+    print(f"plans: {result['plans_identifier']}  baseline: {result['baseline_plans_identifier']}")
+
+
+if __name__ == "__main__":
+    plan_and_preprocess_entry()
