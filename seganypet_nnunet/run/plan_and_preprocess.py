@@ -130,7 +130,7 @@ def plan_and_preprocess(
 
     from seganypet_nnunet.paths import nnunet_folder
     from seganypet_nnunet.planners import get_planner_pair
-    from seganypet_nnunet.planners.splits import maybe_write_patient_splits
+    from seganypet_nnunet.splits import maybe_write_patient_splits
 
     ours, reference = get_planner_pair(planner)
     raw_folders = {int(d): find_raw_dataset(d) for d in dataset_ids}

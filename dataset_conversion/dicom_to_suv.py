@@ -1,0 +1,75 @@
+"""``seganypet_dicom_to_suv``: a PET DICOM series → one SUV NIfTI (float32) with the series' geometry.
+
+Reading: ``dicom_series.py`` (pydicom, slices sorted along the normal, per-slice rescale). SUV factor: ``suv.py``
+(QIBA vendor-neutral + Philips/GE/Siemens branches; SUVbw default, SUL by Janmahasatian, SUVbsa by Du Bois). Everything
+is validated before anything is written; the output is written atomically, so a bad series leaves no file behind.
+The output image is in ITK index order (x = column, y = row, z = along the slice normal) with LPS world geometry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from seganypet_nnunet.dataset_conversion.common import ConversionError
+from seganypet_nnunet.dataset_conversion.dicom_series import read_headers, read_series_volume
+from seganypet_nnunet.dataset_conversion.suv import SUV_MODES, PatientOverride, suv_factor
+from seganypet_nnunet.io_utils import write_image
+
+
+def load_suv_series(
+    dicom_dir: Path, mode: str = "bw", override: PatientOverride | None = None
+) -> tuple[sitk.Image, dict]:
+    """Read a PET DICOM series and return (SUV image float32, info dict with ``factor``, ``units``, ``delta_t_s``)."""
+    override = override or PatientOverride()
+    headers = read_headers(dicom_dir)
+    modality = str(headers[0][1].get("Modality", "PT"))
+    if modality != "PT":
+        raise ConversionError(f"{headers[0][0]}: Modality is {modality!r}, expected PT")
+    info = suv_factor(headers, mode, override)
+    volume, _ = read_series_volume(headers)
+    suv = sitk.Cast(volume * info["factor"], sitk.sitkFloat32)
+    if not np.all(np.isfinite(sitk.GetArrayViewFromImage(suv))):
+        raise ConversionError(f"{dicom_dir}: SUV volume holds non-finite values")
+    return suv, info
+
+
+def dicom_to_suv(dicom_dir: Path, out_path: Path, mode: str = "bw", override: PatientOverride | None = None) -> dict:
+    """Convert ``dicom_dir`` (one series) to an SUV image at ``out_path`` (any SimpleITK format); return the info."""
+    suv, info = load_suv_series(dicom_dir, mode, override)
+    write_image(suv, out_path)
+    return info
+
+
+def dicom_to_suv_entry() -> None:
+    """``seganypet_dicom_to_suv -i DICOM_DIR -o OUT.nii.gz [--mode bw|lbm|bsa] [--weight KG] [--height M] [--sex]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Convert one PET DICOM series to an SUV NIfTI (QIBA vendor-neutral algorithm; Units BQML, Philips "
+        "CNTS, GML; DecayCorrection START/ADMIN; GE/Siemens post-processed series times). Use the output as channel "
+        "_0000 named 'PET' (our planner: NoNormalization + in-network log1p; stock nnU-Net: per-case z-score)."
+    )
+    parser.add_argument("-i", type=Path, required=True, help="[REQUIRED] folder holding exactly one PET DICOM series")
+    parser.add_argument("-o", type=Path, required=True, help="[REQUIRED] output image, e.g. SUV.nii.gz")
+    parser.add_argument(
+        "--mode",
+        choices=SUV_MODES,
+        default="bw",
+        help="[OPTIONAL] bw = SUVbw (default), lbm = SUL (Janmahasatian LBM), bsa = SUVbsa (Du Bois)",
+    )
+    parser.add_argument("--weight", type=float, default=None, help="[OPTIONAL] patient weight in kg (overrides header)")
+    parser.add_argument("--height", type=float, default=None, help="[OPTIONAL] patient height in m (lbm/bsa)")
+    parser.add_argument("--sex", choices=("M", "F"), default=None, help="[OPTIONAL] patient sex (lbm)")
+    args = parser.parse_args()
+    try:
+        info = dicom_to_suv(args.i, args.o, args.mode, PatientOverride(args.weight, args.height, args.sex))
+    except ConversionError as err:
+        raise SystemExit(f"error: {err}") from None
+    print(f"{args.o}: SUV{args.mode} factor {info['factor']:.6g} (Units {info['units']}, dt {info['delta_t_s']} s)")
+
+
+if __name__ == "__main__":
+    dicom_to_suv_entry()

@@ -1,0 +1,404 @@
+"""``seganypet_evaluate``: simulated-click interactive evaluation of a promptable segmenter.
+
+Protocol, per case and target (each reference label present, lesion labels split into instances): the segmenter starts
+an empty target; click k (1..N) is ``next_click(pred, ref)`` on the (z, y, x) arrays — with an empty prediction that is
+the interior-most voxel of the target's largest component, afterwards the interior-most voxel of the largest error
+component (positive in FN, negative in FP); ``--random_clicks`` draws them with a seeded rng instead. The click is
+REVERSED to original voxel ITK index order (i, j, k) before it reaches the segmenter. After each click Dice, NSD
+(``tolerance_mm``) and HD95 are recorded; once the prediction equals the reference no further click is made and the
+last values are carried forward (``clicked: false``). Lesion labels also get, per case and click, autoPET FP/FN volume
+(mL) and lesion-wise F1 on the UNION of that label's instance masks vs the reference label. The headline score is
+the LAST click's; ``max_over_clicks`` is also given, labelled as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Protocol, Sequence
+
+import cc3d
+import numpy as np
+import SimpleITK as sitk
+from tqdm import tqdm
+
+from seganypet_nnunet import io_utils
+from seganypet_nnunet.evaluation import summary as S
+from seganypet_nnunet.evaluation.metrics import dice as dice_score
+from seganypet_nnunet.evaluation.metrics import (
+    false_negative_volume,
+    false_positive_volume,
+    hd95,
+    lesion_detection,
+    surface_dice,
+)
+from seganypet_nnunet.evaluation.summary import structure_table
+from seganypet_nnunet.prompts.simulation import next_click
+
+__all__ = ["EvalCase", "Segmenter", "evaluate_interactive", "evaluate_model_folder", "find_cases", "structure_table"]
+
+DEFAULT_LESION_NAMES = ("lesion", "lesions", "tumor", "tumour", "gtvp", "gtvn")
+
+
+class Segmenter(Protocol):
+    """What the protocol drives: one image, several targets, one click at a time."""
+
+    def start_target(self, name: str) -> None:
+        """Start a new, empty target; later clicks refine it."""
+
+    def click(self, coord_ijk: Sequence[float], positive: bool) -> np.ndarray:
+        """Click at original voxel ITK index (i, j, k); returns the target mask, (z, y, x) array, original geometry."""
+
+
+@dataclass(frozen=True)
+class EvalCase:
+    """One case in nnU-Net raw layout: ``images/CASE_0000<ending>`` (+``_0001``...), ``labels/CASE<ending>``."""
+
+    case_id: str
+    image_files: tuple[Path, ...]
+    label_file: Path
+    instance_file: Path | None = None
+
+
+SegmenterFactory = Callable[[EvalCase], Segmenter]
+
+
+@dataclass(frozen=True, eq=False)
+class EvalTarget:
+    """One evaluation target: ``mask`` is a (z, y, x) bool array in the original geometry."""
+
+    name: str
+    structure: str
+    label: int
+    kind: str  # "class" | "instance"
+    mask: np.ndarray
+
+
+@dataclass(frozen=True)
+class ClickRecord:
+    """Metrics after click ``click`` (1-based); ``coord_ijk`` original voxel (i, j, k); None fields when not clicked."""
+
+    click: int
+    clicked: bool
+    coord_ijk: tuple[float, float, float] | None
+    positive: bool | None
+    dice: float
+    nsd: float
+    hd95_mm: float | None
+
+
+def find_cases(
+    images_dir: Path, labels_dir: Path, instances_dir: Path | None = None, n_channels: int = 1,
+    file_ending: str = ".nii.gz",
+) -> list[EvalCase]:
+    """Cases of an nnU-Net raw images folder, each with its reference (and instance map if a folder is given).
+
+    Raises:
+        FileNotFoundError: a folder is missing, it holds no cases, or a case lacks a channel/reference/instance file.
+    """
+    images_dir, labels_dir = Path(images_dir), Path(labels_dir)
+    for folder in (images_dir, labels_dir, instances_dir):
+        if folder is not None and not Path(folder).is_dir():
+            raise FileNotFoundError(f"folder {folder} does not exist")
+    pattern = re.compile(r"^(.+)_(\d{4})" + re.escape(file_ending) + "$")
+    ids = sorted({m.group(1) for f in images_dir.iterdir() if (m := pattern.match(f.name))})
+    if not ids:
+        raise FileNotFoundError(f"{images_dir}: no images named CASE_0000{file_ending}")
+    cases = []
+    for cid in ids:
+        files = tuple(images_dir / f"{cid}_{c:04d}{file_ending}" for c in range(n_channels))
+        for f in files:
+            if not f.is_file():
+                raise FileNotFoundError(f"case {cid}: missing image channel {f}")
+        label = labels_dir / f"{cid}{file_ending}"
+        if not label.is_file():
+            raise FileNotFoundError(f"case {cid}: missing reference {label}")
+        inst = None
+        if instances_dir is not None:
+            inst = Path(instances_dir) / f"{cid}{file_ending}"
+            if not inst.is_file():
+                raise FileNotFoundError(f"case {cid}: missing instance map {inst}")
+        cases.append(EvalCase(cid, files, label, inst))
+    return cases
+
+
+def structure_labels(labels: Mapping[str, int | Sequence[int]], target_names: Sequence[str] | None) -> dict[str, int]:
+    """Foreground structures of a dataset.json ``labels`` dict (background/ignore dropped), optionally restricted.
+
+    Raises:
+        ValueError: a region label (list of values) among the evaluated ones, or an unknown name in ``target_names``.
+    """
+    out = {n: v for n, v in labels.items() if n not in ("background", "ignore")}
+    if target_names:
+        unknown = [n for n in target_names if n not in out]
+        if unknown:
+            raise ValueError(f"-targets: unknown structure name(s) {unknown}; dataset.json labels are {sorted(out)}")
+        out = {n: out[n] for n in target_names}
+    for name, value in out.items():
+        if not isinstance(value, int):
+            raise ValueError(f"dataset.json label {name!r}: region labels {value} are not supported; use -targets")
+    return out
+
+
+def case_targets(
+    ref: np.ndarray, instances: np.ndarray | None, structures: Mapping[str, int], lesion_names: Sequence[str],
+) -> list[EvalTarget]:
+    """Targets of one case: each present structure; lesion structures split per instance (map, else 26-conn CC).
+
+    Args:
+        ref: (z, y, x) integer reference label map.
+        instances: (z, y, x) instance map (0 none, 1..K) or None.
+        structures: structure name → label value.
+        lesion_names: structure names (case-insensitive) split into instances.
+    """
+    lesion_set = {n.lower() for n in lesion_names}
+    targets = []
+    for name, value in structures.items():
+        mask = ref == value
+        if not mask.any():
+            continue
+        if name.lower() not in lesion_set:
+            targets.append(EvalTarget(name, name, value, "class", mask))
+            continue
+        comps = instances * mask if instances is not None else cc3d.connected_components(mask, connectivity=26)
+        for k in (int(v) for v in np.unique(comps) if v != 0):
+            targets.append(EvalTarget(f"{name}_{k}", name, value, "instance", comps == k))
+    return targets
+
+
+def _metrics(pred: np.ndarray, ref: np.ndarray, spacing_zyx, tolerance_mm: float) -> dict:
+    return {"dice": dice_score(pred, ref), "nsd": surface_dice(pred, ref, spacing_zyx, tolerance_mm),
+            "hd95_mm": S.finite_or_none(hd95(pred, ref, spacing_zyx))}
+
+
+def run_target(
+    segmenter: Segmenter, target: EvalTarget, spacing_zyx: Sequence[float], n_clicks: int, tolerance_mm: float,
+    rng: np.random.Generator | None, case_id: str = "?",
+) -> tuple[list[ClickRecord], list[np.ndarray]]:
+    """Simulates ``n_clicks`` clicks on one target; returns the records and the (z, y, x) bool mask after each click.
+
+    ``spacing_zyx`` is the voxel size in mm in array order (z, y, x).
+    """
+    segmenter.start_target(target.name)
+    pred = np.zeros(target.mask.shape, dtype=bool)
+    records: list[ClickRecord] = []
+    masks: list[np.ndarray] = []
+    for k in range(1, n_clicks + 1):
+        click = next_click(pred, target.mask, rng, spacing=spacing_zyx)
+        if click is None:
+            records.append(ClickRecord(k, False, None, None, **{m: getattr(records[-1], m) for m in S.METRICS}))
+            masks.append(pred)
+            continue
+        ijk = tuple(float(c) for c in click.coord[::-1])  # array (z, y, x) -> original voxel (i, j, k)
+        out = np.asarray(segmenter.click(ijk, click.positive))
+        if out.shape != target.mask.shape:
+            raise ValueError(f"case {case_id}, target {target.name}: segmenter returned shape {out.shape}, "
+                             f"reference (z, y, x) is {target.mask.shape}")
+        pred = out > 0
+        records.append(ClickRecord(k, True, ijk, bool(click.positive),
+                                   **_metrics(pred, target.mask, spacing_zyx, tolerance_mm)))
+        masks.append(pred)
+    return records, masks
+
+
+def _lesion_curve(unions: list[np.ndarray], ref: np.ndarray, spacing_zyx) -> list[dict]:
+    rows = []
+    for k, union in enumerate(unions, start=1):
+        det = lesion_detection(union, ref)
+        rows.append({"click": k, "fp_volume_ml": false_positive_volume(union, ref, spacing_zyx),
+                     "fn_volume_ml": S.finite_or_none(false_negative_volume(union, ref, spacing_zyx)),
+                     "lesion_f1": S.finite_or_none(det.f1), "lesion_tp": det.tp, "lesion_fp": det.fp,
+                     "lesion_fn": det.fn})
+    return rows
+
+
+def _evaluate_case(case, segmenter, ref, instances, spacing_zyx, structures, lesion_names, n_clicks, tol, rng):
+    targets = case_targets(ref, instances, structures, lesion_names)
+    lesion_set = {n.lower() for n in lesion_names}
+    unions = {n: [np.zeros(ref.shape, bool) for _ in range(n_clicks)]
+              for n, v in structures.items() if n.lower() in lesion_set and (ref == v).any()}
+    out_targets = {}
+    for t in targets:
+        records, masks = run_target(segmenter, t, spacing_zyx, n_clicks, tol, rng, case.case_id)
+        clicks = [asdict(r) for r in records]
+        out_targets[t.name] = {"structure": t.structure, "label": t.label, "kind": t.kind,
+                               "voxels": int(t.mask.sum()), "clicks": clicks, **S.target_block(clicks)}
+        if t.structure in unions:
+            for u, m in zip(unions[t.structure], masks, strict=True):
+                u |= m
+    lesions = {}
+    for name, u in unions.items():
+        curve = _lesion_curve(u, ref == structures[name], spacing_zyx)
+        lesions[name] = {"clicks": curve, "last": curve[-1]}
+    return {"label_file": str(case.label_file), "targets": out_targets, "lesions": lesions}
+
+
+def _read_case(case: EvalCase) -> tuple[np.ndarray, np.ndarray | None, tuple[float, float, float]]:
+    ref, spacing_zyx = S.read_label_array(case.label_file, f"case {case.case_id} reference")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(case.image_files[0]))
+    reader.ReadImageInformation()
+    if tuple(reader.GetSize()[::-1]) != ref.shape:
+        raise ValueError(f"case {case.case_id}: reference {case.label_file} has shape (z, y, x) {ref.shape}, image "
+                         f"{case.image_files[0]} has {tuple(reader.GetSize()[::-1])}")
+    inst = None
+    if case.instance_file is not None:
+        inst, _ = S.read_label_array(case.instance_file, f"case {case.case_id} instances")
+        if inst.shape != ref.shape:
+            raise ValueError(f"case {case.case_id}: instance map {case.instance_file} shape {inst.shape} "
+                             f"!= reference {ref.shape}")
+    return ref, inst, spacing_zyx
+
+
+def evaluate_interactive(
+    cases: Sequence[EvalCase], segmenter_factory: SegmenterFactory, labels: Mapping[str, int], *, n_clicks: int = 5,
+    tolerance_mm: float = 2.0, target_names: Sequence[str] | None = None,
+    lesion_names: Sequence[str] = DEFAULT_LESION_NAMES, seed: int | None = None, auto_pred: Path | None = None,
+    baseline_pred: Path | None = None, output_folder: Path | None = None, file_ending: str = ".nii.gz",
+    settings: Mapping | None = None,
+) -> dict:
+    """Runs the protocol (module docstring) over ``cases`` and returns the summary dict (written if ``output_folder``).
+
+    Args:
+        cases: from ``find_cases``.
+        segmenter_factory: case → Segmenter with that case's image set (e.g. ``session_factory(...)``).
+        labels: dataset.json ``labels`` (name → value).
+        n_clicks: clicks per target (>= 1).
+        tolerance_mm: NSD tolerance in mm.
+        target_names: restrict to these structure names.
+        lesion_names: structures split into instances and scored with FP/FN volume and lesion F1.
+        seed: None → deterministic protocol; an int → random clicks from ``np.random.default_rng(seed)``.
+        auto_pred / baseline_pred: folders of label maps scored per structure (``automatic`` / ``baseline`` blocks).
+        output_folder: writes ``summary.json`` and ``dice_vs_clicks.png`` there.
+        file_ending: label/image file ending.
+        settings: extra settings recorded in the summary (model folder, folds, checkpoint...).
+    """
+    if n_clicks < 1:
+        raise ValueError(f"n_clicks must be >= 1, got {n_clicks}")
+    if not cases:
+        raise ValueError("no cases to evaluate")
+    structures = structure_labels(labels, target_names)
+    rng = None if seed is None else np.random.default_rng(seed)
+    out_cases, refs, present = {}, {}, {}
+    for case in tqdm(cases, desc="seganypet_evaluate", unit="case"):
+        ref, instances, spacing_zyx = _read_case(case)
+        segmenter = segmenter_factory(case)
+        out_cases[case.case_id] = _evaluate_case(case, segmenter, ref, instances, spacing_zyx, structures,
+                                                 lesion_names, n_clicks, tolerance_mm, rng)
+        refs[case.case_id] = ref
+        present[case.case_id] = {n: v for n, v in structures.items() if (ref == v).any()}
+    summary = {
+        "settings": {"n_clicks": n_clicks, "tolerance_mm": tolerance_mm,
+                     "protocol": "deterministic" if seed is None else "random", "seed": seed,
+                     "score": "last click ('last'); 'max_over_clicks' is the optimistic best over clicks",
+                     "lesion_structures": [n for n in structures if n.lower() in {x.lower() for x in lesion_names}],
+                     "lesion_connectivity": 26, "structures": structures, **dict(settings or {})},
+        "cases": out_cases,
+        "mean": S.aggregate(out_cases),
+        "automatic": S.reference_dice(auto_pred, refs, present, file_ending) if auto_pred else None,
+        "baseline": S.reference_dice(baseline_pred, refs, present, file_ending) if baseline_pred else None,
+    }
+    if output_folder is not None:
+        from seganypet_nnunet.evaluation.plot import plot_dice_vs_clicks
+
+        io_utils.write_json(summary, Path(output_folder) / "summary.json")
+        plot_dice_vs_clicks(summary, Path(output_folder) / "dice_vs_clicks.png")
+    return summary
+
+
+class SessionSegmenter:
+    """Adapter: a ``SegAnyPETSession`` (image already set) as a ``Segmenter``; clicks in original voxel (i, j, k)."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+
+    def start_target(self, name: str) -> None:
+        self.session.new_target(name)
+        self.session.reset()
+
+    def click(self, coord_ijk: Sequence[float], positive: bool) -> np.ndarray:
+        return np.asarray(self.session.add_point(coord_ijk, positive=positive, space="voxel"))
+
+
+def session_factory(
+    model_folder: Path, folds: Sequence[int | str] = (0,), checkpoint: str = "checkpoint_final.pth",
+    device: str = "cpu",
+) -> SegmenterFactory:
+    """Loads the model once; each case sets its image channels on the same session."""
+    from seganypet_nnunet.inference.session import SegAnyPETSession
+
+    session = SegAnyPETSession.from_model_folder(model_folder, folds=tuple(folds), checkpoint=checkpoint, device=device)
+
+    def make(case: EvalCase) -> Segmenter:
+        session.set_image([str(f) for f in case.image_files])
+        return SessionSegmenter(session)
+
+    return make
+
+
+def evaluate_model_folder(
+    model_folder: Path, images_dir: Path, labels_dir: Path, output_folder: Path | None = None, *,
+    folds: Sequence[int | str] = (0,), checkpoint: str = "checkpoint_final.pth", device: str = "cpu",
+    instances_dir: Path | None = None, **kwargs,
+) -> dict:
+    """``evaluate_interactive`` with a SegAnyPETSession from an nnU-Net model folder (labels, channels from its
+    dataset.json); ``kwargs`` go to ``evaluate_interactive``."""
+    import json
+
+    model_folder = Path(model_folder)
+    ds_file = model_folder / "dataset.json"
+    if not ds_file.is_file():
+        raise FileNotFoundError(f"model folder {model_folder}: missing dataset.json")
+    ds = json.loads(ds_file.read_text())
+    ending = ds.get("file_ending", ".nii.gz")
+    cases = find_cases(images_dir, labels_dir, instances_dir, len(ds["channel_names"]), ending)
+    factory = session_factory(model_folder, folds, checkpoint, device)
+    settings = {"model_folder": str(model_folder), "folds": [str(f) for f in folds], "checkpoint": checkpoint}
+    return evaluate_interactive(cases, factory, ds["labels"], output_folder=output_folder, file_ending=ending,
+                                settings=settings, **kwargs)
+
+
+def evaluate_entry() -> None:
+    """Console script ``seganypet_evaluate``."""
+    p = argparse.ArgumentParser(description="Simulated-click interactive evaluation of a SegAnyPET model.")
+    p.add_argument("-i", required=True, help="[REQUIRED] images folder (CASE_0000.nii.gz, nnU-Net raw layout)")
+    p.add_argument("-ref", required=True, help="[REQUIRED] reference labels folder (CASE.nii.gz)")
+    p.add_argument("-o", required=True, help="[REQUIRED] output folder (summary.json, dice_vs_clicks.png)")
+    p.add_argument("-d", default=None, help="[OPTIONAL] dataset name or id (with -c/-p/-tr, unless -m is given)")
+    p.add_argument("-c", default="3d_fullres", help="[OPTIONAL] configuration. Default: 3d_fullres")
+    p.add_argument("-p", default="SegAnyPETPlans", help="[OPTIONAL] plans identifier. Default: SegAnyPETPlans")
+    p.add_argument("-tr", default="SegAnyPETTrainer", help="[OPTIONAL] trainer. Default: SegAnyPETTrainer")
+    p.add_argument("-m", default=None, help="[OPTIONAL] model folder (overrides -d/-c/-p/-tr)")
+    p.add_argument("-f", nargs="+", default=["0"], help="[OPTIONAL] folds. Default: 0")
+    p.add_argument("-chk", default="checkpoint_final.pth", help="[OPTIONAL] checkpoint name")
+    p.add_argument("-n_clicks", type=int, default=5, help="[OPTIONAL] clicks per target. Default: 5")
+    p.add_argument("-tolerance_mm", type=float, default=2.0, help="[OPTIONAL] NSD tolerance in mm. Default: 2")
+    p.add_argument("-targets", nargs="+", default=None, help="[OPTIONAL] structure names to evaluate (dataset.json)")
+    p.add_argument("-lesion_labels", nargs="+", default=list(DEFAULT_LESION_NAMES),
+                   help="[OPTIONAL] structure names split into lesion instances")
+    p.add_argument("-instances", default=None, help="[OPTIONAL] instance maps folder (CASE.nii.gz, 0 = none)")
+    p.add_argument("--random_clicks", action="store_true", help="[OPTIONAL] seeded random clicks (see -seed)")
+    p.add_argument("-seed", type=int, default=0, help="[OPTIONAL] seed for --random_clicks. Default: 0")
+    p.add_argument("-auto_pred", default=None, help="[OPTIONAL] automatic-mode segmentations folder")
+    p.add_argument("-baseline_pred", default=None, help="[OPTIONAL] nnU-Net baseline segmentations folder")
+    p.add_argument("-device", default="cpu", help="[OPTIONAL] cpu (default), cuda or mps")
+    a = p.parse_args()
+    if a.m is None:
+        if a.d is None:
+            p.error("give -m MODEL_FOLDER or -d DATASET (with -c/-p/-tr)")
+        from nnunetv2.utilities.file_path_utilities import get_output_folder
+
+        a.m = get_output_folder(a.d, a.tr, a.p, a.c)
+    folds = [int(f) if f.isdigit() else f for f in a.f]
+    evaluate_model_folder(
+        Path(a.m), Path(a.i), Path(a.ref), Path(a.o), folds=folds, checkpoint=a.chk, device=a.device,
+        instances_dir=Path(a.instances) if a.instances else None, n_clicks=a.n_clicks, tolerance_mm=a.tolerance_mm,
+        target_names=a.targets, lesion_names=a.lesion_labels, seed=a.seed if a.random_clicks else None,
+        auto_pred=Path(a.auto_pred) if a.auto_pred else None,
+        baseline_pred=Path(a.baseline_pred) if a.baseline_pred else None)
+
+
+if __name__ == "__main__":
+    evaluate_entry()

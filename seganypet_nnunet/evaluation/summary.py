@@ -1,0 +1,188 @@
+"""Aggregation for ``seganypet_evaluate``: per-click means, reference label-map Dice and the demo's structure table.
+
+Conventions:
+- A "record" is one click's metrics: ``{"dice", "nsd", "hd95_mm"}`` (plus click bookkeeping). Non-finite HD95 (an empty
+  prediction gives inf) is stored as ``None`` in JSON; HD95 means are taken over the finite values only and
+  ``hd95_n_finite`` says how many there were.
+- Per-structure means weigh every target of that structure equally (each lesion instance is one target). The overall
+  mean weighs every STRUCTURE equally (mean of the per-structure means), so many lesions do not swamp a few organs.
+- "last" is the score after the last click (the headline); "max_over_clicks" is the best value over clicks (max Dice,
+  max NSD, min HD95), reported only as an optimistic secondary number (SAM-Med3D's ``val_old.py`` reported it as if it
+  were the score; see reference notes §3.9).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from seganypet_nnunet.evaluation.metrics import dice, dice_auc
+
+METRICS = ("dice", "nsd", "hd95_mm")
+LESION_METRICS = ("fp_volume_ml", "fn_volume_ml", "lesion_f1")
+
+
+def finite_or_none(value: float) -> float | None:
+    """JSON-safe float: None for NaN/inf."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(vals)) if vals else None
+
+
+def best_over_clicks(clicks: Sequence[Mapping]) -> dict:
+    """Best value over clicks: max Dice, max NSD, min HD95 (finite values only; None when none)."""
+    out = {}
+    for key, pick in (("dice", max), ("nsd", max), ("hd95_mm", min)):
+        vals = [c[key] for c in clicks if c[key] is not None]
+        out[key] = pick(vals) if vals else None
+    return out
+
+
+def target_block(clicks: Sequence[Mapping]) -> dict:
+    """Per-target summary of its click records: ``dice_auc``, ``last`` and ``max_over_clicks``."""
+    return {
+        "dice_auc": dice_auc([c["dice"] for c in clicks]),
+        "last": {k: clicks[-1][k] for k in METRICS},
+        "max_over_clicks": best_over_clicks(clicks),
+    }
+
+
+def _mean_curve(curves: Sequence[Sequence[Mapping]], keys: Sequence[str]) -> list[dict]:
+    """Mean over curves (each a list of per-click dicts of equal length) per click; HD95 over finite values."""
+    n = len(curves[0])
+    out = []
+    for k in range(n):
+        row: dict = {"click": k + 1}
+        for key in keys:
+            row[key] = _mean(c[k][key] for c in curves)
+        if "hd95_mm" in keys:
+            row["hd95_n_finite"] = sum(c[k]["hd95_mm"] is not None for c in curves)
+        out.append(row)
+    return out
+
+
+def _curve_block(curves: Sequence[Sequence[Mapping]], aucs: Sequence[float], lasts, maxes, n_targets: int) -> dict:
+    per_click = _mean_curve(curves, METRICS)
+    return {
+        "n_targets": n_targets,
+        "per_click": per_click,
+        "dice_auc": _mean(aucs),
+        "last": {k: _mean(m[k] for m in lasts) for k in METRICS},
+        "max_over_clicks": {k: _mean(m[k] for m in maxes) for k in METRICS},
+    }
+
+
+def aggregate(cases: Mapping[str, Mapping]) -> dict:
+    """Means of a ``summary["cases"]`` block.
+
+    Returns:
+        ``{"per_structure": {name: block}, "overall": block, "lesions": {name: {"per_click": [...], "last": {...}}}}``
+        with block = ``{"n_targets", "per_click": [{"click", "dice", "nsd", "hd95_mm", "hd95_n_finite"}], "dice_auc",
+        "last", "max_over_clicks"}``. ``overall`` is the mean of the per-structure values (structures weigh equally).
+    """
+    by_structure: dict[str, list[Mapping]] = {}
+    lesions: dict[str, list[list[Mapping]]] = {}
+    for case in cases.values():
+        for target in case["targets"].values():
+            by_structure.setdefault(target["structure"], []).append(target)
+        for name, block in case.get("lesions", {}).items():
+            lesions.setdefault(name, []).append(block["clicks"])
+    per_structure = {
+        name: _curve_block([t["clicks"] for t in ts], [t["dice_auc"] for t in ts], [t["last"] for t in ts],
+                           [t["max_over_clicks"] for t in ts], len(ts))
+        for name, ts in by_structure.items()
+    }
+    overall = None
+    if per_structure:
+        blocks = list(per_structure.values())
+        overall = {
+            "n_structures": len(blocks),
+            "per_click": _mean_curve([b["per_click"] for b in blocks], METRICS),
+            "dice_auc": _mean(b["dice_auc"] for b in blocks),
+            "last": {k: _mean(b["last"][k] for b in blocks) for k in METRICS},
+            "max_over_clicks": {k: _mean(b["max_over_clicks"][k] for b in blocks) for k in METRICS},
+        }
+        for row in overall["per_click"]:
+            row.pop("hd95_n_finite", None)
+    lesion_means = {}
+    for name, curves in lesions.items():
+        per_click = _mean_curve(curves, LESION_METRICS)
+        lesion_means[name] = {"n_cases": len(curves), "per_click": per_click, "last": per_click[-1]}
+    return {"per_structure": per_structure, "overall": overall, "lesions": lesion_means}
+
+
+def read_label_array(path: Path, what: str) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """(z, y, x) integer label array and its spacing in mm, array order (z, y, x)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: missing file {path}")
+    img = sitk.ReadImage(str(path))
+    arr = sitk.GetArrayFromImage(img)
+    if arr.ndim != 3:
+        raise ValueError(f"{what}: {path} must be a 3D label map, got {arr.ndim}D")
+    if not np.issubdtype(arr.dtype, np.integer):
+        if not np.array_equal(arr, np.round(arr)):
+            raise ValueError(f"{what}: {path} holds non-integer values; expected a label map")
+        arr = arr.astype(np.int64)
+    return arr, tuple(float(s) for s in img.GetSpacing()[::-1])
+
+
+def reference_dice(
+    pred_folder: Path, references: Mapping[str, np.ndarray], structures: Mapping[str, Mapping[str, int]],
+    file_ending: str = ".nii.gz",
+) -> dict:
+    """Per-structure Dice of automatic-mode (or baseline) label maps against the references.
+
+    Args:
+        pred_folder: Folder with ``CASE<file_ending>`` label maps (nnUNetv2_predict / seganypet_predict output).
+        references: case id → reference label array (z, y, x).
+        structures: case id → {structure name: label value} of the structures evaluated in that case.
+        file_ending: Label file ending.
+
+    Returns:
+        ``{"folder", "per_case": {case: {structure: dice}}, "mean": {structure: mean dice over cases}}``.
+
+    Raises:
+        FileNotFoundError / ValueError: a case has no file in ``pred_folder`` or its shape differs from the reference.
+    """
+    pred_folder = Path(pred_folder)
+    if not pred_folder.is_dir():
+        raise FileNotFoundError(f"prediction folder {pred_folder} does not exist")
+    per_case: dict[str, dict[str, float]] = {}
+    for case_id, ref in references.items():
+        pred, _ = read_label_array(pred_folder / f"{case_id}{file_ending}", f"case {case_id} (folder {pred_folder})")
+        if pred.shape != ref.shape:
+            raise ValueError(f"case {case_id}: {pred_folder / (case_id + file_ending)} has shape {pred.shape}, "
+                             f"reference has {ref.shape}")
+        per_case[case_id] = {name: dice(pred == value, ref == value) for name, value in structures[case_id].items()}
+    names = sorted({n for d in per_case.values() for n in d})
+    mean = {n: _mean(d[n] for d in per_case.values() if n in d) for n in names}
+    return {"folder": str(pred_folder), "per_case": per_case, "mean": mean}
+
+
+def structure_table(summary: Mapping, clicks: Sequence[int] = (1, 3, 5)) -> list[dict]:
+    """One row per structure: automatic Dice, baseline Dice and mean Dice after the given clicks (None if absent).
+
+    Args:
+        summary: ``summary.json`` content from ``evaluate_interactive``.
+        clicks: 1-based click numbers.
+
+    Returns:
+        ``[{"structure", "automatic", "baseline", "dice_click_1", "dice_click_3", ...}]`` sorted by structure name.
+    """
+    rows = []
+    auto = (summary.get("automatic") or {}).get("mean", {})
+    base = (summary.get("baseline") or {}).get("mean", {})
+    for name, block in sorted(summary["mean"]["per_structure"].items()):
+        row = {"structure": name, "automatic": auto.get(name), "baseline": base.get(name)}
+        curve = block["per_click"]
+        for k in clicks:
+            row[f"dice_click_{k}"] = curve[k - 1]["dice"] if 1 <= k <= len(curve) else None
+        rows.append(row)
+    return rows

@@ -1,0 +1,149 @@
+"""Loading an nnU-Net model folder without any lookup of the trainer by name, and building untrained ones.
+
+Layout (nnU-Net's): ``MODEL/plans.json``, ``MODEL/dataset.json``, ``MODEL/fold_F/<checkpoint>`` holding
+``network_weights``, ``trainer_name``, ``init_args['configuration']``, ``inference_allowed_mirroring_axes``. The
+network is built from the plans with ``nnUNetTrainer.build_network_architecture`` (our network is fully described by
+the plans, DESIGN.md), exactly what nnU-Net's predictor does after its lookup by name.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+from torch import nn
+
+from seganypet_nnunet import io_utils
+
+
+@dataclass
+class LoadedModel:
+    """A model folder in memory.
+
+    Attributes:
+        plans_manager / configuration_manager / dataset_json: nnU-Net objects for the checkpoint's configuration.
+        parameters: one state dict per fold (CPU tensors).
+        trainer_name: ``checkpoint['trainer_name']`` of the first fold (only recorded, never looked up).
+        mirror_axes: ``inference_allowed_mirroring_axes`` of the first fold (network-input axes), or None.
+        network: built from the plans (no deep supervision), fold 0 weights loaded, eval mode.
+        configuration: configuration name.
+    """
+
+    plans_manager: PlansManager
+    configuration_manager: ConfigurationManager
+    dataset_json: dict
+    parameters: list[dict]
+    trainer_name: str
+    mirror_axes: tuple[int, ...] | None
+    network: nn.Module
+    configuration: str
+
+    def fold_networks(self, device: torch.device) -> list[nn.Module]:
+        """One network per fold (eval mode, on ``device``); fold 0 reuses ``self.network``."""
+        nets = []
+        for i, params in enumerate(self.parameters):
+            net = self.network if i == 0 else copy.deepcopy(self.network)
+            net.load_state_dict(params)
+            nets.append(net.to(device).eval())
+        return nets
+
+
+def build_network(
+    plans_manager: PlansManager, configuration_manager: ConfigurationManager, dataset_json: dict
+) -> nn.Module:
+    """Network for a configuration, built from the plans exactly as nnU-Net does (deep supervision off)."""
+    n_in = determine_num_input_channels(plans_manager, configuration_manager, dataset_json)
+    n_out = plans_manager.get_label_manager(dataset_json).num_segmentation_heads
+    return nnUNetTrainer.build_network_architecture(plans_manager, configuration_manager, n_in, n_out, False)
+
+
+def load_model_folder(
+    folder: str | Path, folds: Sequence[int | str] = (0,), checkpoint: str = "checkpoint_final.pth"
+) -> LoadedModel:
+    """Reads plans, dataset.json and the fold checkpoints of ``folder``.
+
+    Raises:
+        FileNotFoundError: the folder, plans.json, dataset.json or a fold checkpoint is missing (message names it).
+        ValueError: ``folds`` is empty.
+    """
+    folder = Path(folder)
+    if not folds:
+        raise ValueError(f"{folder}: folds must name at least one fold")
+    for name in ("plans.json", "dataset.json"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"model folder {folder}: missing {name}")
+    plans_manager = PlansManager(json.loads((folder / "plans.json").read_text()))
+    dataset_json = json.loads((folder / "dataset.json").read_text())
+    parameters, first = [], None
+    for f in folds:
+        path = folder / f"fold_{f}" / checkpoint
+        if not path.is_file():
+            raise FileNotFoundError(f"model folder {folder}: fold {f} has no checkpoint {checkpoint}")
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        first = first or ckpt
+        parameters.append(ckpt["network_weights"])
+    configuration = first["init_args"]["configuration"]
+    cm = plans_manager.get_configuration(configuration)
+    network = build_network(plans_manager, cm, dataset_json)
+    network.load_state_dict(parameters[0])
+    network.eval()
+    mirror = first.get("inference_allowed_mirroring_axes")
+    return LoadedModel(plans_manager, cm, dataset_json, parameters, str(first["trainer_name"]),
+                       tuple(mirror) if mirror is not None else None, network, configuration)
+
+
+def write_untrained_model_folder(
+    folder: str | Path, plans: dict, dataset_json: dict, configuration: str, folds: Sequence[int] = (0,),
+    seed: int = 0, checkpoint: str = "checkpoint_final.pth",
+) -> Path:
+    """Writes an nnU-Net model folder holding an **untrained** network built from ``plans`` (tests, benchmarks).
+
+    Each fold gets its own random initialisation (seed + fold). Checkpoints follow nnU-Net's format with
+    ``trainer_name = "nnUNetTrainer"`` (DESIGN.md, Checkpoints) and mirroring axes (0, 1, 2).
+    """
+    folder = Path(folder)
+    pm = PlansManager(plans)
+    cm = pm.get_configuration(configuration)
+    io_utils.write_json(plans, folder / "plans.json")
+    io_utils.write_json(dataset_json, folder / "dataset.json")
+    for f in folds:
+        torch.manual_seed(seed + int(f))
+        net = build_network(pm, cm, dataset_json)
+        ckpt = {
+            "network_weights": net.state_dict(), "optimizer_state": None, "grad_scaler_state": None,
+            "logging": {}, "_best_ema": None, "current_epoch": 0, "trainer_name": "nnUNetTrainer",
+            "init_args": {"plans": plans, "configuration": configuration, "fold": int(f), "dataset_json": dataset_json,
+                          "device": torch.device("cpu")},
+            "inference_allowed_mirroring_axes": (0, 1, 2),
+        }
+        with io_utils.atomic_path(folder / f"fold_{f}" / checkpoint) as tmp:
+            torch.save(ckpt, tmp)
+    return folder
+
+
+def plan_and_write_untrained(
+    dataset_id: int, planner_class: type, configuration: str, model_folder: str | Path, folds: Sequence[int] = (0,),
+    seed: int = 0,
+) -> Path:
+    """Fingerprint + plan ``$nnUNet_raw/DatasetXXX`` with ``planner_class`` (a class object, no lookup by name) and
+    write an untrained model folder for ``configuration`` (tests and benchmarks when no trained model is given)."""
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import (
+        extract_fingerprint_dataset,
+        plan_experiment_dataset,
+    )
+    from nnunetv2.paths import nnUNet_raw
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
+    extract_fingerprint_dataset(dataset_id, num_processes=1, check_dataset_integrity=False, clean=True, verbose=False,
+                                show_progress_bar=False)
+    plans, _ = plan_experiment_dataset(dataset_id, planner_class)
+    name = maybe_convert_to_dataset_name(dataset_id)
+    dataset_json = json.loads((Path(nnUNet_raw) / name / "dataset.json").read_text())
+    return write_untrained_model_folder(model_folder, plans, dataset_json, configuration, folds, seed)

@@ -1,0 +1,200 @@
+"""Prompt JSON files: our schema ``seganypet-prompts/1`` and autoPET IV click JSON (via the converter's parser).
+
+Schema::
+
+    {"schema": "seganypet-prompts/1", "cases": {"CASE": {"targets": [{"name": "lesion",
+        "points": [{"coord": [c0, c1, c2], "space": "voxel" | "world", "positive": true}],
+        "boxes": [{"min": [...], "max": [...], "space": "voxel" | "world"}]}]}}}
+
+``voxel`` = original voxel ITK index (i, j, k); ``world`` = mm LPS (x, y, z). ``load_prompt_file`` validates everything
+it can without images; ``check_inside`` bounds-checks against each case's image geometry. Errors are ``PromptFileError``
+with one line naming the file, case and field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+SCHEMA = "seganypet-prompts/1"
+SPACES = ("voxel", "world")
+
+
+class PromptFileError(ValueError):
+    """A prompt file is malformed or does not fit the input images (one line: file, case, field, problem)."""
+
+
+@dataclass(frozen=True)
+class PointPrompt:
+    """One click; ``coord`` in ``space`` (voxel: original ITK index (i, j, k); world: mm LPS (x, y, z))."""
+
+    coord: tuple[float, float, float]
+    space: str
+    positive: bool = True
+
+
+@dataclass(frozen=True)
+class BoxPrompt:
+    """Axis-aligned box by inclusive corners in ``space`` (voxel (i, j, k) or world mm LPS (x, y, z))."""
+
+    min: tuple[float, float, float]
+    max: tuple[float, float, float]
+    space: str
+
+
+@dataclass
+class TargetPrompts:
+    """The prompts of one named target."""
+
+    name: str
+    points: list[PointPrompt] = field(default_factory=list)
+    boxes: list[BoxPrompt] = field(default_factory=list)
+
+
+def _coord(value, where: str) -> tuple[float, float, float]:
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        raise PromptFileError(f"{where}: must be a list of 3 numbers, got {value!r}"[:300])
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        raise PromptFileError(f"{where}: must hold 3 finite numbers, got {value!r}"[:300])
+    return tuple(float(v) for v in value)
+
+
+def _space(entry: dict, where: str) -> str:
+    space = entry.get("space", "voxel")
+    if space not in SPACES:
+        raise PromptFileError(f"{where}.space: must be one of {list(SPACES)}, got {space!r}")
+    return space
+
+
+def _require(entry, key: str, where: str):
+    if not isinstance(entry, dict) or key not in entry:
+        raise PromptFileError(f"{where}: missing field {key!r}")
+    return entry[key]
+
+
+def _parse_target(t, where: str) -> TargetPrompts:
+    name = _require(t, "name", where)
+    if not isinstance(name, str) or not name or "/" in name:
+        raise PromptFileError(f"{where}.name: must be a non-empty string without '/', got {name!r}")
+    points, boxes = [], []
+    for i, p in enumerate(t.get("points", []) or []):
+        w = f"{where}.points[{i}]"
+        positive = p.get("positive", True) if isinstance(p, dict) else True
+        if not isinstance(positive, bool):
+            raise PromptFileError(f"{w}.positive: must be true or false, got {positive!r}")
+        points.append(PointPrompt(_coord(_require(p, "coord", w), f"{w}.coord"), _space(p, w), positive))
+    for i, b in enumerate(t.get("boxes", []) or []):
+        w = f"{where}.boxes[{i}]"
+        lo, hi = _coord(_require(b, "min", w), f"{w}.min"), _coord(_require(b, "max", w), f"{w}.max")
+        if any(a > c for a, c in zip(lo, hi, strict=True)):
+            raise PromptFileError(f"{w}: min {list(lo)} exceeds max {list(hi)}")
+        boxes.append(BoxPrompt(lo, hi, _space(b, w)))
+    if not points and not boxes:
+        raise PromptFileError(f"{where}: target {name!r} has no points and no boxes")
+    return TargetPrompts(name, points, boxes)
+
+
+def parse_prompt_document(doc, source: str = "<prompts>") -> dict[str, list[TargetPrompts]]:
+    """Validated ``{case: [TargetPrompts, ...]}`` from a schema document (dict)."""
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise PromptFileError(f"{source}: field 'schema' must be {SCHEMA!r}")
+    cases = doc.get("cases")
+    if not isinstance(cases, dict) or not cases:
+        raise PromptFileError(f"{source}: field 'cases' must be a non-empty object")
+    out = {}
+    for case, entry in cases.items():
+        targets = _require(entry, "targets", f"{source}: case {case!r}")
+        if not isinstance(targets, list) or not targets:
+            raise PromptFileError(f"{source}: case {case!r}: field 'targets' must be a non-empty list")
+        parsed = [_parse_target(t, f"{source}: case {case!r} targets[{i}]") for i, t in enumerate(targets)]
+        names = [t.name for t in parsed]
+        if len(set(names)) != len(names):
+            raise PromptFileError(f"{source}: case {case!r}: duplicate target names {names}")
+        out[str(case)] = parsed
+    return out
+
+
+def is_autopet_click_json(doc) -> bool:
+    """True for either autoPET IV click form ({"tumor": ..., "background": ...} or grand-challenge "points")."""
+    return isinstance(doc, dict) and "schema" not in doc and (
+        bool({"tumor", "background"} & set(doc)) or doc.get("type") == "Multiple points")
+
+
+def load_prompt_file(path: str | Path, case_images: dict[str, list[str]]) -> dict[str, list[TargetPrompts]]:
+    """Reads and validates a prompt file against the input cases (names, fields, prompts inside the images).
+
+    Args:
+        path: our schema, or one autoPET IV click JSON (applies to the single input case, or to the case whose name
+            the file name starts with, e.g. ``CASE_clicks.json``).
+        case_images: ``{case: [channel files]}`` of the input folder.
+    Raises:
+        PromptFileError: unreadable JSON, malformed field, unknown case, prompt outside the image.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PromptFileError(f"{path}: unreadable prompt JSON ({err})") from None
+    if is_autopet_click_json(doc):
+        from seganypet_nnunet.dataset_conversion.autopet_clicks import parse_autopet_clicks
+
+        case = _autopet_case(path, case_images)
+        info = _image_info(case_images[case][0])
+        try:
+            doc = {"schema": SCHEMA, "cases": {case: parse_autopet_clicks(path, info)}}
+        except ValueError as err:  # ConversionError is a ValueError subclass or not: re-raise as ours
+            raise PromptFileError(f"{path}: case {case!r}: {err}") from None
+    prompts = parse_prompt_document(doc, str(path))
+    for case, targets in prompts.items():
+        if case not in case_images:
+            raise PromptFileError(f"{path}: case {case!r} does not exist in the input folder")
+        check_inside(targets, _image_info(case_images[case][0]), f"{path}: case {case!r}")
+    return prompts
+
+
+def _autopet_case(path: Path, case_images: dict[str, list[str]]) -> str:
+    matches = [c for c in case_images if path.name.startswith(c)]
+    if len(case_images) == 1:
+        return next(iter(case_images))
+    if len(matches) == 1:
+        return matches[0]
+    raise PromptFileError(f"{path}: autoPET click file matches no single input case (name it CASE_clicks.json)")
+
+
+def _image_info(file: str) -> sitk.ImageFileReader:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(file))
+    reader.ReadImageInformation()
+    return reader
+
+
+def check_inside(targets: list[TargetPrompts], info, where: str) -> None:
+    """Every point and box corner must lie inside the image: original voxel (i, j, k) in [-0.5, size - 0.5].
+
+    ``info`` is a sitk.Image or a sitk.ImageFileReader after ReadImageInformation (geometry only).
+    """
+    ref = sitk.Image([1, 1, 1], sitk.sitkUInt8)
+    ref.SetOrigin(info.GetOrigin())
+    ref.SetSpacing(info.GetSpacing())
+    ref.SetDirection(info.GetDirection())
+    size = np.array(info.GetSize(), float)
+
+    def inside(coord, space: str) -> bool:
+        ijk = np.array(ref.TransformPhysicalPointToContinuousIndex(coord) if space == "world" else coord)
+        return bool((ijk >= -0.5).all() and (ijk <= size - 0.5).all())
+
+    for t in targets:
+        for i, p in enumerate(t.points):
+            if not inside(p.coord, p.space):
+                raise PromptFileError(f"{where} target {t.name!r} points[{i}].coord {list(p.coord)} ({p.space}) "
+                                      f"lies outside the image (size i,j,k = {size.astype(int).tolist()})")
+        for i, b in enumerate(t.boxes):
+            for key in ("min", "max"):
+                if not inside(getattr(b, key), b.space):
+                    raise PromptFileError(f"{where} target {t.name!r} boxes[{i}].{key} ({b.space}) lies outside "
+                                          f"the image (size i,j,k = {size.astype(int).tolist()})")
