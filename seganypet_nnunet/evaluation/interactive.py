@@ -362,17 +362,14 @@ def evaluate_model_folder(
 
 def evaluate_entry() -> None:
     """Console script ``seganypet_evaluate``."""
+    from seganypet_nnunet.cli_args import add_model_arguments, model_folder, parse_folds
+
     p = argparse.ArgumentParser(description="Simulated-click interactive evaluation of a SegAnyPET model.")
     p.add_argument("-i", required=True, help="[REQUIRED] images folder (CASE_0000.nii.gz, nnU-Net raw layout)")
     p.add_argument("-ref", required=True, help="[REQUIRED] reference labels folder (CASE.nii.gz)")
     p.add_argument("-o", required=True, help="[REQUIRED] output folder (summary.json, dice_vs_clicks.png)")
-    p.add_argument("-d", default=None, help="[OPTIONAL] dataset name or id (with -c/-p/-tr, unless -m is given)")
-    p.add_argument("-c", default="3d_fullres", help="[OPTIONAL] configuration. Default: 3d_fullres")
-    p.add_argument("-p", default="SegAnyPETPlans", help="[OPTIONAL] plans identifier. Default: SegAnyPETPlans")
-    p.add_argument("-tr", default="SegAnyPETTrainer", help="[OPTIONAL] trainer. Default: SegAnyPETTrainer")
+    add_model_arguments(p, dataset_required=False, default_folds=["0"])
     p.add_argument("-m", default=None, help="[OPTIONAL] model folder (overrides -d/-c/-p/-tr)")
-    p.add_argument("-f", nargs="+", default=["0"], help="[OPTIONAL] folds. Default: 0")
-    p.add_argument("-chk", default="checkpoint_final.pth", help="[OPTIONAL] checkpoint name")
     p.add_argument("-n_clicks", type=int, default=5, help="[OPTIONAL] clicks per target. Default: 5")
     p.add_argument("-tolerance_mm", type=float, default=2.0, help="[OPTIONAL] NSD tolerance in mm. Default: 2")
     p.add_argument("-targets", nargs="+", default=None, help="[OPTIONAL] structure names to evaluate (dataset.json)")
@@ -385,13 +382,10 @@ def evaluate_entry() -> None:
     p.add_argument("-baseline_pred", default=None, help="[OPTIONAL] nnU-Net baseline segmentations folder")
     p.add_argument("-device", default="cpu", help="[OPTIONAL] cpu (default), cuda or mps")
     a = p.parse_args()
-    if a.m is None:
-        if a.d is None:
-            p.error("give -m MODEL_FOLDER or -d DATASET (with -c/-p/-tr)")
-        from nnunetv2.utilities.file_path_utilities import get_output_folder
-
-        a.m = get_output_folder(a.d, a.tr, a.p, a.c)
-    folds = [int(f) if f.isdigit() else f for f in a.f]
+    if a.m is None and a.d is None:
+        p.error("give -m MODEL_FOLDER or -d DATASET (with -c/-p/-tr)")
+    a.m = a.m or model_folder(a)
+    folds = parse_folds(a.f)
     evaluate_model_folder(
         Path(a.m), Path(a.i), Path(a.ref), Path(a.o), folds=folds, checkpoint=a.chk, device=a.device,
         instances_dir=Path(a.instances) if a.instances else None, n_clicks=a.n_clicks, tolerance_mm=a.tolerance_mm,

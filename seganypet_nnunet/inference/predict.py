@@ -123,15 +123,12 @@ def predict_entry() -> None:
     """``seganypet_predict``: nnUNetv2_predict's grammar; ``--prompts FILE`` switches to promptable inference."""
     import argparse
 
+    from seganypet_nnunet.cli_args import add_model_arguments, model_folder, parse_folds
+
     p = argparse.ArgumentParser(description="SegAnyPET prediction (nnUNetv2_predict flags; --prompts for prompts)")
     p.add_argument("-i", required=True, help="[REQUIRED] input folder (CASE_0000.nii.gz ...)")
     p.add_argument("-o", required=True, help="[REQUIRED] output folder")
-    p.add_argument("-d", required=True, help="[REQUIRED] dataset name or id")
-    p.add_argument("-c", required=True, help="[REQUIRED] configuration, e.g. 3d_fullres")
-    p.add_argument("-p", default="SegAnyPETPlans", help="[OPTIONAL] plans identifier. Default: SegAnyPETPlans")
-    p.add_argument("-tr", default="SegAnyPETTrainer", help="[OPTIONAL] trainer name. Default: SegAnyPETTrainer")
-    p.add_argument("-f", nargs="+", default=["0", "1", "2", "3", "4"], help="[OPTIONAL] folds. Default: 0 1 2 3 4")
-    p.add_argument("-chk", default="checkpoint_final.pth", help="[OPTIONAL] checkpoint name")
+    add_model_arguments(p, dataset_required=True, default_folds=["0", "1", "2", "3", "4"])
     p.add_argument("--prompts", default=None, help="[OPTIONAL] prompt JSON (our schema or an autoPET IV click file)")
     p.add_argument("--per_target_files", action="store_true", help="[OPTIONAL] prompted: one file per target")
     p.add_argument("-device", default="cuda", choices=["cpu", "cuda"], help="[OPTIONAL] device. Default: cuda")
@@ -142,14 +139,12 @@ def predict_entry() -> None:
     p.add_argument("-nps", type=int, default=3, help="[OPTIONAL] export processes. Default: 3")
     p.add_argument("--verbose", action="store_true", help="[OPTIONAL] talk more")
     a = p.parse_args()
-    from nnunetv2.utilities.file_path_utilities import get_output_folder
-
-    folds = [f if f == "all" else int(f) for f in a.f]
+    folds = parse_folds(a.f)
     if a.device == "cpu":  # as nnUNetv2_predict
         import multiprocessing
 
         torch.set_num_threads(multiprocessing.cpu_count())
-    model = get_output_folder(a.d, a.tr, a.p, a.c)
+    model = model_folder(a)
     if a.prompts:
         predict_prompted(model, a.i, a.o, a.prompts, folds, a.chk, a.device, a.per_target_files)
     else:
