@@ -1,0 +1,46 @@
+"""SegAnyPETTrainer variants: budgets and options as class attributes only (baselines: ``baselines.py``)."""
+
+from __future__ import annotations
+
+from seganypet_nnunet.trainers.base import DEMO_BUDGET, TINY_BUDGET
+from seganypet_nnunet.trainers.SegAnyPETTrainer import SegAnyPETTrainer
+
+
+class SegAnyPETTrainer_tiny(SegAnyPETTrainer):
+    """Tests: 2 epochs x 3 iterations, 2 validation iterations, checkpoint every epoch."""
+
+    budget = TINY_BUDGET
+
+
+class SegAnyPETTrainer_demo(SegAnyPETTrainer):
+    """CPU demo budget with the Small plans (about 4-5 min on 2 cores)."""
+
+    budget = DEMO_BUDGET
+
+
+class SegAnyPETTrainer_5epochs(SegAnyPETTrainer):
+    budget = {"num_epochs": 5}
+
+
+class SegAnyPETTrainer_50epochs(SegAnyPETTrainer):
+    budget = {"num_epochs": 50}
+
+
+class SegAnyPETTrainer_250epochs(SegAnyPETTrainer):
+    budget = {"num_epochs": 250}
+
+
+class SegAnyPETTrainer_heldout_spleen(SegAnyPETTrainer):
+    """Spleen is never a prompt target (zero-shot test of the prompted decoder)."""
+
+    heldout_labels = ("spleen",)
+
+
+class SegAnyPETTrainer_heldout_kidneys(SegAnyPETTrainer):
+    """Both kidneys are never prompt targets."""
+
+    heldout_labels = ("kidney_left", "kidney_right")
+
+
+class SegAnyPETTrainer_heldout_spleen_tiny(SegAnyPETTrainer_heldout_spleen):
+    budget = TINY_BUDGET
