@@ -15,8 +15,8 @@ import torch
 
 from seganypet_nnunet.model.config import MODEL_CONFIGS
 from seganypet_nnunet.planners.seganypet_planner import token_level
-from seganypet_nnunet.splits import patient_grouped_splits
 from seganypet_nnunet.run.plan_and_preprocess import plan_and_preprocess, plan_and_preprocess_entry
+from seganypet_nnunet.splits import patient_grouped_splits
 
 OUR_KEYS = ("backbone_class", "promptable", "input_transforms")
 

@@ -1,4 +1,8 @@
-"""Stock ``nnUNetv2_plan_and_preprocess --verify_dataset_integrity`` accepts every converter's output (subprocess)."""
+"""Stock ``nnUNetv2_plan_and_preprocess --verify_dataset_integrity`` accepts every converter's output (subprocess).
+
+nnU-Net folders come from the shared ``nnunet_env`` fixture (tests/conftest.py); the default suite plans one 3-case
+autoPET FDG dataset, the other converters are ``slow``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conversion_fixtures import make_autopet_fdg, make_autopet_iv, make_autopet_organ, make_generic, make_hecktor
+from conversion_fixtures import (
+    CaseBank,
+    make_autopet_fdg,
+    make_autopet_iv,
+    make_autopet_organ,
+    make_generic,
+    make_hecktor,
+)
 
 from seganypet_nnunet.dataset_conversion.Dataset221_AutoPET_FDG import convert_autopet_fdg
 from seganypet_nnunet.dataset_conversion.Dataset224_AutoPET_IV import convert_autopet_iv
@@ -18,41 +29,37 @@ from seganypet_nnunet.dataset_conversion.generic_folder import convert_generic_f
 
 
 @pytest.fixture
-def env(request, tmp_path, monkeypatch) -> dict[str, str]:
-    """nnU-Net env: the shared ``nnunet_env`` fixture when tests/conftest.py provides it, else tmp folders here."""
-    try:
-        request.getfixturevalue("nnunet_env")
-    except pytest.FixtureLookupError:
-        for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-            monkeypatch.setenv(name, str(tmp_path / name))
-    monkeypatch.setenv("nnUNet_def_n_proc", "1")
+def env(nnunet_env, monkeypatch) -> dict[str, str]:
+    """Subprocess environment of the shared ``nnunet_env`` folders (raw/preprocessed/results, 1 process)."""
     # planning calls torch.set_num_threads(get_allowed_n_proc_DA()), which rejects 0 (nnU-Net 2.8.1), so 1 here
     monkeypatch.setenv("nnUNet_n_proc_DA", "1")
-    return dict(os.environ)
+    environ = dict(os.environ)
+    assert environ["nnUNet_raw"] == str(nnunet_env.raw)
+    return environ
 
 
-def _fdg(src: Path, dataset_id: int) -> Path:
-    make_autopet_fdg(src)
+def _fdg(src: Path, dataset_id: int, cases: CaseBank) -> Path:
+    make_autopet_fdg(src, cases, first_study_only=True)  # 3 cases of 3 patients: the smallest grouped-split dataset
     return convert_autopet_fdg(src, dataset_id)
 
 
-def _iv(src: Path, dataset_id: int) -> Path:
-    make_autopet_iv(src)
+def _iv(src: Path, dataset_id: int, cases: CaseBank) -> Path:
+    make_autopet_iv(src, cases)
     return convert_autopet_iv(src, dataset_id, click_dir=src / "clicks")
 
 
-def _organ(src: Path, dataset_id: int) -> Path:
-    make_autopet_organ(src / "organ", src / "fdg")
+def _organ(src: Path, dataset_id: int, cases: CaseBank) -> Path:
+    make_autopet_organ(src / "organ", src / "fdg", cases)
     return convert_autopet_organ(src / "organ", src / "fdg", dataset_id, with_ct=True)
 
 
-def _hecktor(src: Path, dataset_id: int) -> Path:
-    make_hecktor(src)
+def _hecktor(src: Path, dataset_id: int, cases: CaseBank) -> Path:
+    make_hecktor(src, cases)
     return convert_hecktor(src, dataset_id)
 
 
-def _generic(src: Path, dataset_id: int) -> Path:
-    make_generic(src)
+def _generic(src: Path, dataset_id: int, cases: CaseBank) -> Path:
+    make_generic(src, cases)
     return convert_generic_folder(
         src / "data", src / "labels.json", dataset_id, "Generic", case_to_patient=src / "c2p.json"
     )
@@ -63,6 +70,7 @@ def _plan_and_verify(folder: Path, dataset_id: int, env: dict[str, str]) -> None
            "-np", "1"]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert folder.parent == Path(env["nnUNet_raw"])
     pre = Path(env["nnUNet_preprocessed"]) / folder.name
     assert (pre / "nnUNetPlans.json").is_file()
     if (folder / "splits_final.json").is_file():  # our grouped splits survive planning where the trainer reads them
@@ -71,11 +79,13 @@ def _plan_and_verify(folder: Path, dataset_id: int, env: dict[str, str]) -> None
         )
 
 
-def test_fdg_output_passes_stock_integrity_check(tmp_path, env):
-    _plan_and_verify(_fdg(tmp_path / "src", 521), 521, env)
+def test_fdg_output_passes_stock_integrity_check(tmp_path, env, synthetic_cases):
+    folder = _fdg(tmp_path / "src", 521, synthetic_cases)
+    assert json.loads((folder / "dataset.json").read_text())["numTraining"] == 3
+    _plan_and_verify(folder, 521, env)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("convert, dataset_id", [(_iv, 524), (_organ, 525), (_hecktor, 526), (_generic, 527)])
-def test_all_outputs_pass_stock_integrity_check(tmp_path, env, convert, dataset_id):
-    _plan_and_verify(convert(tmp_path / "src", dataset_id), dataset_id, env)
+def test_all_outputs_pass_stock_integrity_check(tmp_path, env, synthetic_cases, convert, dataset_id):
+    _plan_and_verify(convert(tmp_path / "src", dataset_id, synthetic_cases), dataset_id, env)

@@ -13,13 +13,18 @@ import SimpleITK as sitk
 from conversion_fixtures import (
     AUTOPET_IV_CASES,
     AUTOPET_STUDIES,
-    OBLIQUE,
+    GENERIC_CASES,
+    OBLIQUE_PATIENT,
+    ROTATION_20,
+    autopet_fdg_case,
+    autopet_iv_case,
+    generic_case,
+    is_oblique,
     make_autopet_fdg,
     make_autopet_iv,
     make_autopet_organ,
     make_generic,
     make_hecktor,
-    pet_ct_label,
     tree_hash,
     write,
 )
@@ -32,6 +37,7 @@ from seganypet_nnunet.dataset_conversion.Dataset225_AutoPET_Organ import convert
 from seganypet_nnunet.dataset_conversion.Dataset226_HECKTOR import convert_hecktor
 from seganypet_nnunet.dataset_conversion.generic_folder import convert_generic_folder
 from seganypet_nnunet.splits import patient_grouped_splits
+from seganypet_nnunet.synthetic import LABELS
 
 
 def _read(path: Path) -> sitk.Image:
@@ -51,9 +57,9 @@ def _check_splits(folder: Path, case_to_patient: dict[str, str]) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ autoPET FDG
-def test_autopet_fdg_layout_geometry_splits_idempotent(tmp_path, monkeypatch):
+def test_autopet_fdg_layout_geometry_splits_idempotent(tmp_path, monkeypatch, synthetic_cases):
     src = tmp_path / "FDG-PET-CT-Lesions"
-    studies = make_autopet_fdg(src)
+    studies = make_autopet_fdg(src, synthetic_cases)
     before = tree_hash(src)
     monkeypatch.setenv("nnUNet_preprocessed", str(tmp_path / "pre"))
     folder = convert_autopet_fdg(src, 501, tmp_path / "raw")
@@ -73,8 +79,14 @@ def test_autopet_fdg_layout_geometry_splits_idempotent(tmp_path, monkeypatch):
         assert np.array_equal(sitk.GetArrayFromImage(ct), sitk.GetArrayFromImage(src_ct))
         assert geometry_difference(label, src_suv) is None and geometry_difference(pet, src_suv) is None
         assert set(np.unique(sitk.GetArrayFromImage(label))) == {0, 1}
-    oblique_case = autopet_case_id("PETCT_1b2c3d4e5f", AUTOPET_STUDIES["PETCT_1b2c3d4e5f"][0])
-    assert np.allclose(_read(folder / "labelsTr" / f"{oblique_case}.nii.gz").GetDirection(), OBLIQUE, atol=1e-6)
+        generated = autopet_fdg_case(synthetic_cases, patient, AUTOPET_STUDIES[patient].index(name))
+        assert np.array_equal(sitk.GetArrayFromImage(label) == 1, generated.label_array == LABELS["lesion"])
+        assert label.GetSize() == generated.pet.GetSize()
+        assert np.allclose(label.GetSpacing(), generated.pet.GetSpacing())
+    oblique_case = autopet_case_id(OBLIQUE_PATIENT, AUTOPET_STUDIES[OBLIQUE_PATIENT][0])
+    oblique_direction = _read(folder / "labelsTr" / f"{oblique_case}.nii.gz").GetDirection()
+    assert is_oblique(oblique_direction)
+    assert np.allclose(oblique_direction, autopet_fdg_case(synthetic_cases, OBLIQUE_PATIENT, 0).pet.GetDirection())
     _check_splits(folder, c2p)
     pre = tmp_path / "pre" / folder.name / "splits_final.json"
     assert json.loads(pre.read_text()) == json.loads((folder / "splits_final.json").read_text())
@@ -94,9 +106,9 @@ def test_grouped_splits_never_split_a_patient():
 
 
 # ------------------------------------------------------------------------------------------------ autoPET IV
-def test_autopet_iv_reorders_channels_and_writes_prompts(tmp_path):
+def test_autopet_iv_reorders_channels_and_writes_prompts(tmp_path, synthetic_cases):
     src = tmp_path / "autopet_iv"
-    make_autopet_iv(src)
+    clicks = make_autopet_iv(src, synthetic_cases)
     before = tree_hash(src)
     folder = convert_autopet_iv(src, 502, tmp_path / "raw", click_dir=src / "clicks")
     for case in AUTOPET_IV_CASES:
@@ -106,6 +118,7 @@ def test_autopet_iv_reorders_channels_and_writes_prompts(tmp_path):
         assert np.array_equal(ours_pet, theirs_pet) and np.array_equal(
             ours_ct, sitk.GetArrayFromImage(_read(src / "imagesTr" / f"{case}_0000.nii.gz"))
         )
+        assert np.array_equal(ours_pet, sitk.GetArrayFromImage(autopet_iv_case(synthetic_cases, case).pet))
     tracers = json.loads((folder / "case_to_tracer.json").read_text())
     assert tracers == {c: c.split("_")[0] for c in AUTOPET_IV_CASES}
     c2p = json.loads((folder / "case_to_patient.json").read_text())
@@ -113,11 +126,13 @@ def test_autopet_iv_reorders_channels_and_writes_prompts(tmp_path):
     _check_splits(folder, c2p)
     prompts = json.loads((folder / "prompts.json").read_text())
     assert prompts["schema"] == "seganypet-prompts/1"
-    repo_pts = prompts["cases"][AUTOPET_IV_CASES[0]]["targets"][0]["points"]
-    assert [(p["coord"], p["positive"], p["space"]) for p in repo_pts] == [
-        ([1, 2, 3], True, "voxel"), ([10, 8, 5], True, "voxel"), ([0, 0, 0], False, "voxel")]  # fmt: skip
-    gc_pts = prompts["cases"][AUTOPET_IV_CASES[2]]["targets"][0]["points"]
-    assert [(p["coord"], p["positive"]) for p in gc_pts] == [([4, 5, 2], True), ([9, 1, 1], False)]
+    for case in (AUTOPET_IV_CASES[0], AUTOPET_IV_CASES[2]):  # repository form, grand-challenge form
+        points = prompts["cases"][case]["targets"][0]["points"]
+        assert [(p["coord"], p["positive"]) for p in points] == clicks[case]
+        assert {p["space"] for p in points} == {"voxel"} and any(p["positive"] for p in points)
+        label = _read(folder / "labelsTr" / f"{case}.nii.gz")
+        for p in points:  # lesion-centroid clicks hit the lesion, background clicks do not
+            assert label.GetPixel(p["coord"]) == int(p["positive"])
     assert AUTOPET_IV_CASES[1] not in prompts["cases"]
     assert tree_hash(src) == before
 
@@ -132,8 +147,9 @@ def test_autopet_iv_reorders_channels_and_writes_prompts(tmp_path):
         (json.dumps({"clicks": []}), "not an autoPET IV click file"),
     ],
 )
-def test_click_json_bad_inputs(tmp_path, content, message):
-    pet, _, _ = pet_ct_label(0)
+def test_click_json_bad_inputs(tmp_path, content, message, synthetic_cases):
+    pet = autopet_iv_case(synthetic_cases, AUTOPET_IV_CASES[0]).pet
+    assert pet.GetSize()[2] <= 99
     path = tmp_path / "clicks.json"
     path.write_text(content)
     with pytest.raises(ConversionError, match=message) as err:
@@ -142,56 +158,95 @@ def test_click_json_bad_inputs(tmp_path, content, message):
 
 
 # ---------------------------------------------------------------------------------------------- AutoPET-Organ
-def test_autopet_organ_join_and_alias(tmp_path):
-    label_files = make_autopet_organ(tmp_path / "organ", tmp_path / "fdg")
+def test_autopet_organ_join_and_alias(tmp_path, synthetic_cases):
+    label_files = make_autopet_organ(tmp_path / "organ", tmp_path / "fdg", synthetic_cases)
     before = [tree_hash(tmp_path / "organ"), tree_hash(tmp_path / "fdg")]
     folder = convert_autopet_organ(tmp_path / "organ", tmp_path / "fdg", 503, tmp_path / "raw")
     ds = json.loads((folder / "dataset.json").read_text())
     assert ds["labels"]["lung_middle_lobe_right"] == 11 and len(ds["labels"]) == 12
     assert ds["channel_names"] == {"0": "PET"} and ds["numTraining"] == len(label_files)
+    seen_src, seen_out = set(), set()
     for path in label_files:
         patient, rest = path.name.split("_", 2)[:2], path.name.split("_", 2)[2]
         case = autopet_case_id("_".join(patient), rest[: -len("_.nii.gz")])
         out = sitk.GetArrayFromImage(_read(folder / "labelsTr" / f"{case}.nii.gz"))
         src = sitk.GetArrayFromImage(_read(path))
         assert out.max() <= 11 and np.array_equal(out, np.where(src == 12, 11, src))
+        generated = autopet_fdg_case(synthetic_cases, "_".join(patient), AUTOPET_STUDIES["_".join(patient)].index(
+            rest[: -len("_.nii.gz")]))
+        gen = generated.label_array
+        for name, organ_id in (("liver", 1), ("kidney_left", 2), ("kidney_right", 3), ("heart", 4), ("spleen", 5),
+                               ("aorta", 6)):  # fmt: skip
+            assert np.array_equal(out == organ_id, gen == LABELS[name])
+        assert np.array_equal(np.isin(out, [7, 9]), gen == LABELS["lung_left"])
+        assert np.array_equal(np.isin(out, [8, 10, 11]), gen == LABELS["lung_right"])
+        seen_src |= set(np.unique(src).tolist())
+        seen_out |= set(np.unique(out).tolist())
+    assert 12 in seen_src and seen_out == set(range(12))  # the alias occurs; every organ / lobe id is present
     assert [tree_hash(tmp_path / "organ"), tree_hash(tmp_path / "fdg")] == before
 
 
 # ---------------------------------------------------------------------------------------------------- HECKTOR
+def _trilinear(arr: np.ndarray, cont: tuple[float, float, float]) -> float:
+    """Trilinear interpolation of a (z, y, x) array at continuous ITK index (i, j, k)."""
+    base = [min(int(np.floor(c)), s - 2) for c, s in zip(cont, arr.shape[::-1], strict=True)]
+    frac = [c - b for c, b in zip(cont, base, strict=True)]
+    value = 0.0
+    for corner in np.ndindex(2, 2, 2):
+        weight = np.prod([f if o else 1.0 - f for f, o in zip(frac, corner, strict=True)])
+        i, j, k = (b + o for b, o in zip(base, corner, strict=True))
+        value += weight * float(arr[k, j, i])
+    return value
+
+
 @pytest.mark.parametrize("layout", ["2022", "2025"])
-def test_hecktor_resamples_pet_onto_label_grid(tmp_path, layout):
+def test_hecktor_resamples_pet_onto_label_grid(tmp_path, layout, synthetic_cases):
     src = tmp_path / "hecktor"
-    cases = make_hecktor(src, layout)
+    cases = make_hecktor(src, synthetic_cases, layout)
     before = tree_hash(src)
     folder = convert_hecktor(src, 504, tmp_path / "raw")
     for case in cases:
         label = _read(folder / "labelsTr" / f"{case}.nii.gz")
         pet = _read(folder / "imagesTr" / f"{case}_0000.nii.gz")
         assert geometry_difference(pet, label) is None
-        assert set(np.unique(sitk.GetArrayFromImage(label))) <= {0, 1, 2}
-        # PET is linear in physical space inside its field of view, so resampling must reproduce it exactly there
+        label_arr = sitk.GetArrayFromImage(label)
+        assert set(np.unique(label_arr)) == {0, 1, 2}
+        src_ct = _read(next(src.rglob(f"{case}__CT.nii.gz")))
+        assert geometry_difference(label, src_ct) is None  # labels and output stay on the (finer) CT grid
         src_pet = _read(next(src.rglob(f"{case}__PT.nii.gz")))
-        for index in [(2, 3, 2), (5, 4, 3)]:
-            point = label.TransformIndexToPhysicalPoint(index)
-            cont = src_pet.TransformPhysicalPointToContinuousIndex(point)
-            expected = 1.0 + 0.5 * cont[0] + 0.25 * cont[1] + cont[2]
-            assert pet.GetPixel(index) == pytest.approx(expected, rel=1e-4)
+        assert all(p > c for p, c in zip(src_pet.GetSpacing(), src_ct.GetSpacing(), strict=True))  # coarser PT
+        # output PET = source PT trilinearly interpolated at each label voxel's physical point (computed here by hand)
+        lesion_voxel = tuple(int(v) for v in np.argwhere(label_arr == 1)[0][::-1])
+        centre = tuple(s // 2 for s in label.GetSize())
+        for index in (lesion_voxel, centre, (1, 2, 3)):
+            cont = src_pet.TransformPhysicalPointToContinuousIndex(label.TransformIndexToPhysicalPoint(index))
+            assert all(0 <= c <= s - 1 for c, s in zip(cont, src_pet.GetSize(), strict=True))
+            expected = _trilinear(sitk.GetArrayFromImage(src_pet), cont)
+            assert pet.GetPixel(index) == pytest.approx(expected, rel=1e-4, abs=1e-5)
     assert tree_hash(src) == before
 
 
 # ---------------------------------------------------------------------------------------------------- generic
-def test_generic_folder_formats_and_patient_groups(tmp_path):
-    labels = make_generic(tmp_path)
+def test_generic_folder_formats_and_patient_groups(tmp_path, synthetic_cases):
+    labels = make_generic(tmp_path, synthetic_cases)
     folder = convert_generic_folder(tmp_path / "data", tmp_path / "labels.json", 505, "Generic", tmp_path / "raw",
                                     case_to_patient=tmp_path / "c2p.json")  # fmt: skip
     ds = json.loads((folder / "dataset.json").read_text())
     assert ds["labels"] == labels and ds["channel_names"] == {"0": "PET", "1": "CT"}
     pet = _read(folder / "imagesTr" / "pat02_scan1_0000.nii.gz")
-    assert np.allclose(pet.GetDirection(), OBLIQUE, atol=1e-6)
     src = _read(tmp_path / "data" / "pat02_scan1_pet.nrrd")
+    assert is_oblique(pet.GetDirection()) and np.allclose(pet.GetDirection(), src.GetDirection(), atol=1e-6)
     assert np.array_equal(sitk.GetArrayFromImage(pet), sitk.GetArrayFromImage(src))
-    _check_splits(folder, json.loads((folder / "case_to_patient.json").read_text()))
+    for case in GENERIC_CASES:  # channel order PET, CT; labels lesion 1 / liver 2 from the generator
+        generated = generic_case(synthetic_cases, case)
+        ct = sitk.GetArrayFromImage(_read(folder / "imagesTr" / f"{case}_0001.nii.gz"))
+        assert np.array_equal(ct, sitk.GetArrayFromImage(generated.ct))
+        seg = sitk.GetArrayFromImage(_read(folder / "labelsTr" / f"{case}.nii.gz"))
+        assert np.array_equal(seg == 2, generated.label_array == LABELS["liver"])
+        assert np.array_equal(seg == 1, generated.label_array == LABELS["lesion"])
+    c2p = json.loads((folder / "case_to_patient.json").read_text())
+    assert c2p == GENERIC_CASES
+    _check_splits(folder, c2p)
 
 
 # ------------------------------------------------------------------------------------------------- bad inputs
@@ -213,7 +268,7 @@ def _bad_grid(src):
 
 def _bad_direction(src):
     seg = _read(_fdg_case(src) / "SEG.nii.gz")
-    seg.SetDirection(OBLIQUE)
+    seg.SetDirection(ROTATION_20)
     write(seg, _fdg_case(src) / "SEG.nii.gz")
     return "grid differs .*direction"
 
@@ -252,32 +307,32 @@ def _bad_empty(src):
     [_bad_missing_seg, _bad_grid, _bad_direction, _bad_4d, _bad_label_values, _bad_unreadable, _bad_duplicate,
      _bad_empty],
 )  # fmt: skip
-def test_autopet_fdg_bad_inputs(tmp_path, breaker):
+def test_autopet_fdg_bad_inputs(tmp_path, breaker, synthetic_cases):
     src = tmp_path / "src"
-    make_autopet_fdg(src)
+    make_autopet_fdg(src, synthetic_cases)
     message = breaker(src)
     with pytest.raises(ConversionError, match=message) as err:
         convert_autopet_fdg(src, 506, tmp_path / "raw")
     assert "\n" not in str(err.value)
 
 
-def test_other_converters_bad_inputs(tmp_path):
-    make_autopet_iv(tmp_path / "iv")
+def test_other_converters_bad_inputs(tmp_path, synthetic_cases):
+    make_autopet_iv(tmp_path / "iv", synthetic_cases)
     (tmp_path / "iv" / "labelsTr" / f"{AUTOPET_IV_CASES[0]}.nii.gz").unlink()
     with pytest.raises(ConversionError, match="missing label file"):
         convert_autopet_iv(tmp_path / "iv", 507, tmp_path / "raw")
     (tmp_path / "iv" / "imagesTr" / f"{AUTOPET_IV_CASES[1]}_0000.nii.gz").unlink()
     with pytest.raises(ConversionError, match=r"has channels \['0001'\]"):
         convert_autopet_iv(tmp_path / "iv", 507, tmp_path / "raw")
-    make_autopet_organ(tmp_path / "organ", tmp_path / "fdg")
+    make_autopet_organ(tmp_path / "organ", tmp_path / "fdg", synthetic_cases)
     (tmp_path / "organ" / "PETCT_ffffffffff_01-01-2000-NA-PET-CT-1_.nii.gz").write_bytes(b"x")
     with pytest.raises(ConversionError, match="no autoPET study folder PETCT_ffffffffff"):
         convert_autopet_organ(tmp_path / "organ", tmp_path / "fdg", 508, tmp_path / "raw")
-    make_hecktor(tmp_path / "hk")
+    make_hecktor(tmp_path / "hk", synthetic_cases)
     (tmp_path / "hk" / "imagesTr" / "CHUM-001__CT.nii.gz").unlink()
     with pytest.raises(ConversionError, match="missing CT file CHUM-001__CT.nii.gz"):
         convert_hecktor(tmp_path / "hk", 509, tmp_path / "raw")
-    make_generic(tmp_path / "gen")
+    make_generic(tmp_path / "gen", synthetic_cases)
     (tmp_path / "gen" / "data" / "pat01_scan1_PET.mha").write_bytes(b"x")
     with pytest.raises(ConversionError, match="matches none of the suffixes"):
         convert_generic_folder(tmp_path / "gen" / "data", tmp_path / "gen" / "labels.json", 510, "G", tmp_path / "raw")
@@ -286,8 +341,8 @@ def test_other_converters_bad_inputs(tmp_path):
         convert_generic_folder(tmp_path / "gen" / "data", tmp_path / "gen" / "labels.json", 510, "G", tmp_path / "raw")
 
 
-def test_generic_grid_mismatch_error_or_resample(tmp_path):
-    make_generic(tmp_path)
+def test_generic_grid_mismatch_error_or_resample(tmp_path, synthetic_cases):
+    make_generic(tmp_path, synthetic_cases)
     pet = _read(tmp_path / "data" / "pat01_scan1_pet.nrrd")
     pet.SetSpacing((2.5, 2.0, 3.0))
     write(pet, tmp_path / "data" / "pat01_scan1_pet.nrrd")

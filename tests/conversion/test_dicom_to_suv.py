@@ -1,4 +1,8 @@
-"""DICOM PET → SUV: one pydicom-written series per vendor branch, expected SUV computed by hand in the test."""
+"""DICOM PET → SUV: one pydicom-written series per vendor branch, expected SUV computed by hand in the test.
+
+The activity of every series is a slab of a synthetic generator PET (SUV around the liver) turned into Bq/mL with
+``BQML_PER_SUV`` (the SUVbw factor of a scan 1 h after injection, inverted).
+"""
 
 from __future__ import annotations
 
@@ -9,24 +13,38 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from conversion_fixtures import AUTOPET_STUDIES, autopet_fdg_case
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from seganypet_nnunet.dataset_conversion.common import ConversionError
 from seganypet_nnunet.dataset_conversion.dicom_to_suv import dicom_to_suv
 from seganypet_nnunet.dataset_conversion.suv import PatientOverride
+from seganypet_nnunet.synthetic import LABELS
 
-SHAPE = (5, 6, 7)  # (slices, rows, columns)
+SHAPE = (5, 10, 12)  # (slices, rows, columns)
 ROW_COS, COL_COS = np.array([0.8, 0.6, 0.0]), np.array([-0.6, 0.8, 0.0])  # oblique in-plane orientation
 PIXEL_SPACING = (2.5, 2.0)  # (between rows, between columns)
 DZ, ORIGIN = 3.27, np.array([-100.0, 20.0, -400.0])
 WEIGHT, HEIGHT, DOSE, HALF_LIFE = 72.0, 1.78, 350e6, 6586.2
 F18_DECAY = lambda seconds: 2.0 ** (-seconds / HALF_LIFE)  # noqa: E731
+BQML_PER_SUV = DOSE * F18_DECAY(3600.0) / (WEIGHT * 1000.0)
 
 
-def _activity() -> np.ndarray:
-    rng = np.random.default_rng(7)
-    return rng.uniform(100.0, 30000.0, size=SHAPE)  # Bq/mL (or SUV for GML), (z, y, x)
+def _suv_slab(cases) -> np.ndarray:
+    """A SHAPE (z, y, x) block of a generator PET (SUV) centred on the liver."""
+    case = autopet_fdg_case(cases, next(iter(AUTOPET_STUDIES)), 0)
+    centre = np.argwhere(case.label_array == LABELS["liver"]).mean(0).round().astype(int)
+    lo = [int(np.clip(c - n // 2, 0, s - n)) for c, n, s in zip(centre, SHAPE, case.label_array.shape, strict=True)]
+    slab = sitk.GetArrayFromImage(case.pet)[tuple(slice(a, a + n) for a, n in zip(lo, SHAPE, strict=True))]
+    assert slab.shape == SHAPE and slab.min(axis=(1, 2)).max() > 0  # every slice carries uptake
+    return slab.astype(np.float64)
+
+
+@pytest.fixture
+def activity(synthetic_cases) -> np.ndarray:
+    """Bq/mL (or SUV for GML) activity, (z, y, x): the generator slab times ``BQML_PER_SUV``."""
+    return _suv_slab(synthetic_cases) * BQML_PER_SUV
 
 
 def write_series(folder, activity, *, units="BQML", decay="START", series_time="100000", acq_time="100000",
@@ -115,16 +133,25 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_suv_vendor_branches(tmp_path, name):
+def test_suv_vendor_branches(tmp_path, name, activity):
     kwargs, factor = CASES[name]
-    rescaled = write_series(tmp_path / "dcm", _activity(), **kwargs)
+    rescaled = write_series(tmp_path / "dcm", activity, **kwargs)
     info = dicom_to_suv(tmp_path / "dcm", tmp_path / "suv.nii.gz")
     assert info["factor"] == pytest.approx(factor, rel=1e-9)
     _check(tmp_path / "suv.nii.gz", rescaled * factor)
 
 
-def test_sul_janmahasatian_and_bsa_du_bois(tmp_path):
-    rescaled = write_series(tmp_path / "dcm", _activity())
+def test_suv_recovers_generator_slab(tmp_path, synthetic_cases, activity):
+    """Round trip: generator SUV -> Bq/mL DICOM (int16 + per-slice slope) -> SUVbw equals the generator SUV."""
+    write_series(tmp_path / "dcm", activity)
+    dicom_to_suv(tmp_path / "dcm", tmp_path / "suv.nii.gz")
+    slab = _suv_slab(synthetic_cases)
+    out = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "suv.nii.gz")))
+    assert np.allclose(out, slab, rtol=0, atol=1e-4 * slab.max())  # int16 quantisation only
+
+
+def test_sul_janmahasatian_and_bsa_du_bois(tmp_path, activity):
+    rescaled = write_series(tmp_path / "dcm", activity)
     bmi = WEIGHT / HEIGHT**2
     lbm_kg = 9270.0 * WEIGHT / (8780.0 + 244.0 * bmi)  # female
     info = dicom_to_suv(tmp_path / "dcm", tmp_path / "sul.nii.gz", mode="lbm")
@@ -163,9 +190,9 @@ BAD = {
 
 
 @pytest.mark.parametrize("name", list(BAD))
-def test_bad_series_write_nothing(tmp_path, name):
+def test_bad_series_write_nothing(tmp_path, name, activity):
     kwargs, message = BAD[name]
-    write_series(tmp_path / "dcm", _activity(), **kwargs)
+    write_series(tmp_path / "dcm", activity, **kwargs)
     with pytest.raises(ConversionError, match=message) as err:
         dicom_to_suv(tmp_path / "dcm", tmp_path / "out" / "suv.nii.gz")
     text = str(err.value)
@@ -173,8 +200,8 @@ def test_bad_series_write_nothing(tmp_path, name):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_unreadable_file_and_cli(tmp_path):
-    write_series(tmp_path / "dcm", _activity())
+def test_unreadable_file_and_cli(tmp_path, activity):
+    write_series(tmp_path / "dcm", activity)
     _unreadable(tmp_path / "dcm")
     proc = subprocess.run(["seganypet_dicom_to_suv", "-i", str(tmp_path / "dcm"), "-o", str(tmp_path / "x.nii.gz")],
                           capture_output=True, text=True)  # fmt: skip
