@@ -33,6 +33,7 @@ class DemoSettings:
     num_test: int = 3
     seed: int = 0
     device: str = "cpu"
+    planner: str = DEMO_PLANNER
     trainer: str = "SegAnyPETTrainer_demo"
     baseline_trainer: str = "nnUNetTrainer_seganypet_demo"
     n_clicks: int = max(CLICKS)
@@ -116,8 +117,8 @@ def run_demo(settings: DemoSettings) -> dict:
     with _step(f"1/6 synthetic whole-body PET: {settings.num_train} training + {settings.num_test} test cases"):
         raw = make_dataset(settings.dataset_id, settings.dataset_name, settings.num_train, settings.num_test,
                            SyntheticConfig(size="small"), seed=settings.seed)
-    with _step(f"2/6 seganypet_plan_and_preprocess -pl {DEMO_PLANNER} (ours + nnU-Net baseline, one fingerprint)"):
-        plans = plan_and_preprocess([settings.dataset_id], planner=DEMO_PLANNER, configurations=(CONFIGURATION,))
+    with _step(f"2/6 seganypet_plan_and_preprocess -pl {settings.planner} (ours + nnU-Net baseline, one fingerprint)"):
+        plans = plan_and_preprocess([settings.dataset_id], planner=settings.planner, configurations=(CONFIGURATION,))
     ours_plans, base_plans = plans["plans_identifier"], plans["baseline_plans_identifier"]
     with _step(f"3/6 train {settings.trainer} ({ours_plans}, fold 0, {settings.device})"):
         _train(settings, settings.trainer, ours_plans)

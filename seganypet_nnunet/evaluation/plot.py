@@ -77,9 +77,16 @@ def plot_mip_overlay(pet_zyx, panels: Mapping[str, object], spacing_zyx, target:
         ``target``.
     """
     import numpy as np
+    from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
+
+    palette = [colormaps["tab10"](i) for i in range(10)] + ["#ff00ff", "#00ced1", "#ffd700", "#000000", "#8b4513"]
+
+    def colour(label: int):
+        """A distinct colour per label id (labels 1..15 never share one)."""
+        return palette[(label - 1) % len(palette)]
 
     pet_mip = np.asarray(pet_zyx, dtype=np.float32).max(axis=1)  # (z, x): coronal MIP
     vmax = float(np.percentile(pet_mip, 99.5)) or 1.0
@@ -96,15 +103,15 @@ def plot_mip_overlay(pet_zyx, panels: Mapping[str, object], spacing_zyx, target:
             continue
         seg = np.asarray(seg)
         for label in (int(v) for v in np.unique(seg) if v > 0):
-            ax.contour((seg == label).any(axis=1), levels=[0.5], colors=[f"C{label % 10}"], linewidths=0.8)
+            ax.contour((seg == label).any(axis=1), levels=[0.5], colors=[colour(label)], linewidths=0.8)
             labels_seen.add(label)
     names = label_names or {}
-    handles = [Line2D([], [], color=f"C{lab % 10}", label=names.get(lab, str(lab))) for lab in sorted(labels_seen)]
+    handles = [Line2D([], [], color=colour(lab), label=names.get(lab, str(lab))) for lab in sorted(labels_seen)]
     if handles:
         fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=min(len(handles), 6))
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
     with io_utils.atomic_path(target) as tmp:
         fig.savefig(tmp, format="png")
     return Path(target)
