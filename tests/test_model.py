@@ -219,3 +219,72 @@ def test_initialize_matches_nnunet_contract(net: SegAnyPETNet) -> None:
     torch.nn.init.constant_(conv.bias, 1.0)
     SegAnyPETNet.initialize(conv)
     assert torch.equal(conv.bias, torch.zeros(2))
+
+
+def test_sample_at_points_reads_voxel_centres() -> None:
+    from seganypet_nnunet.model.click_encoder import sample_at_points
+
+    feats = torch.arange(4 * 6 * 8, dtype=torch.float32).view(1, 1, 4, 6, 8)
+    pts = torch.tensor([[[0.0, 0.0, 0.0], [3.0, 5.0, 7.0], [1.0, 2.0, 3.0]]])
+    out = sample_at_points(feats, pts, (4, 6, 8))
+    torch.testing.assert_close(out[0, :, 0], torch.stack([feats[0, 0, 0, 0, 0], feats[0, 0, 3, 5, 7],
+                                                          feats[0, 0, 1, 2, 3]]))
+    # stride-2 grid: input voxels 2i, 2i+1 straddle the centre of cell i; (2i + 0.5) is exactly the cell centre.
+    coarse = sample_at_points(feats[:, :, ::2, ::2, ::2].contiguous(), torch.tensor([[[2.5, 4.5, 0.5]]]), (4, 6, 8))
+    torch.testing.assert_close(coarse[0, 0, 0], feats[0, 0, 2, 4, 0])
+
+
+def test_click_maps_mark_clicks_and_previous_mask() -> None:
+    from seganypet_nnunet.model.click_encoder import ClickEncoder
+
+    enc = ClickEncoder(sigma=1.0)
+    hr = torch.randn(1, 4, 8, 8, 8)
+    pts = torch.tensor([[[0.5, 0.5, 0.5], [12.5, 12.5, 12.5], [5.0, 5.0, 5.0]]])  # centres of cells 0 and 6
+    labels = torch.tensor([[1, 0, -1]])
+    mask = torch.full((1, 1, 16, 16, 16), -10.0)
+    mask[..., :8, :, :] = 10.0
+    maps = enc(points=pts, labels=labels, highres_map=hr, patch_shape=(16, 16, 16), mask=mask,
+               mask_present=torch.tensor([True]))
+    assert maps.shape == (1, 5, 8, 8, 8)
+    assert maps[0, 0, 0, 0, 0] > 0.9 and maps[0, 0, 7, 7, 7] < 1e-3  # positive Gaussian at cell 0
+    assert maps[0, 1, 6, 6, 6] > 0.9 and maps[0, 1, 0, 0, 0] < 1e-3  # negative Gaussian at cell 6
+    torch.testing.assert_close(maps[0, 2, 0, 0, 0], torch.tensor(1.0))  # cosine similarity to itself
+    assert maps[0, 4, :4].min() > 0.99 and maps[0, 4, 4:].max() < 1e-3  # previous mask probability
+    none = enc(points=None, labels=None, highres_map=hr, patch_shape=(16, 16, 16), mask=mask,
+               mask_present=torch.tensor([False]))
+    assert float(none.abs().max()) == 0.0
+
+
+def test_sgd_adamw_matches_torch_optimizers() -> None:
+    from seganypet_nnunet.trainers.optim import SGDAdamW
+
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    ref_a, ref_b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    ref_a.load_state_dict(a.state_dict())
+    ref_b.load_state_dict(b.state_dict())
+    ours = SGDAdamW([{"params": a.parameters()}, {"params": b.parameters(), "rule": "adamw", "lr_scale": 0.1,
+                                                  "weight_decay": 0.01}], 1e-2, weight_decay=3e-5)
+    sgd = torch.optim.SGD(ref_a.parameters(), 1e-2, momentum=0.99, nesterov=True, weight_decay=3e-5)
+    adamw = torch.optim.AdamW(ref_b.parameters(), 1e-3, weight_decay=0.01)
+    for _ in range(3):
+        x = torch.randn(5, 4)
+        for opt, mods in ((ours, (a, b)), (sgd, (ref_a,)), (adamw, (ref_b,))):
+            opt.zero_grad()
+            sum(m(x).pow(2).sum() for m in mods).backward()
+            opt.step()
+    for m, r in ((a, ref_a), (b, ref_b)):
+        torch.testing.assert_close(m.weight, r.weight)
+    again = SGDAdamW([{"params": a.parameters()}, {"params": b.parameters(), "rule": "adamw"}], 1e-2)
+    again.load_state_dict(ours.state_dict())  # nnU-Net's checkpoint round trip
+    assert again.param_groups[1]["lr_scale"] == 0.1 and again.state[b.weight]["step"] == 3
+
+
+def test_without_click_biases_every_parameter_still_gets_a_gradient() -> None:
+    cfg = dataclasses.replace(MODEL_CONFIGS["tiny"], point_features=False, click_maps=False)
+    net = build_tiny_network(num_classes=3, patch_size=PATCH, config=cfg).train()
+    assert net.click_encoder is None and net.prompt_encoder.point_feature_proj is None
+    emb = net.encode(_x())
+    masks, iou = net.decode(emb, _prompts("mixed"))
+    (sum(o.float().pow(2).mean() for o in emb.auto_output) + masks.mean() + iou.mean()).backward()
+    assert not [n for n, p in net.named_parameters() if p.grad is None]

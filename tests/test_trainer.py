@@ -114,3 +114,17 @@ def test_budget_and_option_errors_name_the_valid_values(tiny_preprocessed):
     assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.save_every) == (2, 3, 1)
     with pytest.raises(KeyError, match="SegAnyPETTrainer_tiny"):
         get_trainer_class("NoSuchTrainer")
+
+
+def test_optimizer_sgd_backbone_adamw_prompt_head(tiny_preprocessed):
+    from seganypet_nnunet.trainers.optim import SGDAdamW
+
+    trainer = build_trainer(SegAnyPETTrainer_tiny, str(DATASET_ID), "3d_fullres", 0, PLANS, device=CPU)
+    trainer.initialize()
+    opt = trainer.optimizer
+    assert isinstance(opt, SGDAdamW) and [g["rule"] for g in opt.param_groups] == ["sgd", "adamw"]
+    backbone = {id(p) for p in trainer.network.image_encoder.parameters()}
+    assert {id(p) for p in opt.param_groups[0]["params"]} == backbone
+    assert len(opt.param_groups[1]["params"]) + len(backbone) == len(list(trainer.network.parameters()))
+    trainer.lr_scheduler.step(1)  # nnU-Net's PolyLR writes one lr into every group; the head keeps its scale
+    assert opt.param_groups[0]["lr"] == opt.param_groups[1]["lr"] < trainer.initial_lr

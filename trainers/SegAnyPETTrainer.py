@@ -7,12 +7,14 @@ import contextlib
 import numpy as np
 import torch
 import torch.distributed as dist
+from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, nn
 from torch._dynamo import OptimizedModule
 
 from seganypet_nnunet.model.network import ImageEmbedding
 from seganypet_nnunet.trainers.base import CUDA, SeganypetBaseTrainer
+from seganypet_nnunet.trainers.optim import SGDAdamW
 from seganypet_nnunet.trainers.prompt_training import ClickState, pick_targets, promptable_loss
 
 
@@ -51,9 +53,12 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
         heldout_labels: label names never used as prompt targets.
         lesion_label_name: label split into connected-component instances (absent from dataset.json = none).
         grad_clip: max gradient norm (nnU-Net: 12).
+        prompt_lr_scale: the prompt head (everything outside ``image_encoder``) is optimised with AdamW at
+            ``prompt_lr_scale`` x nnU-Net's lr (same poly decay); the backbone keeps nnU-Net's SGD (``SGDAdamW``,
+            one optimizer object, so nnU-Net's checkpointing is unchanged).
     """
 
-    num_correction_rounds: int = 3
+    num_correction_rounds: int = 4
     graded_round: int | None = None
     box_probability: float = 0.3
     prompt_loss_weight: float = 1.0
@@ -61,6 +66,7 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
     heldout_labels: tuple[str, ...] = ()
     lesion_label_name: str = "lesion"
     grad_clip: float = 12.0
+    prompt_lr_scale: float = 0.1
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = CUDA):
@@ -73,6 +79,19 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
         lesion = labels.get(self.lesion_label_name)
         self.lesion_label_id = None if lesion is None else int(lesion)
         self.prompt_rng = np.random.default_rng()
+
+    def configure_optimizers(self):
+        """nnU-Net's SGD (nesterov, momentum 0.99) for the backbone, AdamW for the prompt head; nnU-Net's PolyLR."""
+        net = self._module()
+        backbone = list(net.image_encoder.parameters())
+        ids = {id(p) for p in backbone}
+        head = [p for p in net.parameters() if id(p) not in ids]
+        optimizer = SGDAdamW(
+            [{"params": backbone}, {"params": head, "rule": "adamw", "lr_scale": self.prompt_lr_scale,
+                                    "weight_decay": 0.0}],
+            self.initial_lr, momentum=0.99, weight_decay=self.weight_decay,
+        )
+        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
 
     def train_step(self, batch: dict) -> dict:
         """nnU-Net's step with the promptable loss added; ``batch['target']`` is the deep-supervision list."""

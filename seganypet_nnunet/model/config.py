@@ -34,6 +34,11 @@ class PromptableConfig:
         iou_head_hidden_dim: hidden width of the IoU prediction MLP.
         pe_scale: std of the random Fourier matrix (SAM: 1.0); larger = higher-frequency coordinate features.
         max_points: most point prompts accepted per sample (guards against runaway click lists).
+        point_features: add a projection of the image token sampled at each click to that point's token, so the
+            decoder knows what the clicked tissue looks like (also for structures never prompted in training).
+        click_maps: render clicks (Gaussians, feature similarity to the clicked voxels) and the previous mask on the
+            high-res grid and feed them to the mask pathway (``ClickEncoder``): direct include / exclude effects.
+        click_sigma: std of the click Gaussians, in voxels of the high-res (mask-stride) grid.
     """
 
     embed_dim: int = 192
@@ -50,6 +55,9 @@ class PromptableConfig:
     iou_head_hidden_dim: int = 128
     pe_scale: float = 1.0
     max_points: int = 64
+    point_features: bool = True
+    click_maps: bool = True
+    click_sigma: float = 2.0
 
     def __post_init__(self) -> None:
         if self.embed_dim % 2:
@@ -63,6 +71,8 @@ class PromptableConfig:
             value = getattr(self, name)
             if value < 1 or value & (value - 1):
                 raise ValueError(f"PromptableConfig.{name} must be a power of two >= 1, got {value}")
+        if self.click_sigma <= 0:
+            raise ValueError(f"PromptableConfig.click_sigma must be > 0, got {self.click_sigma}")
         if self.mask_stride > self.token_stride:
             raise ValueError("PromptableConfig.mask_stride must be <= token_stride")
 

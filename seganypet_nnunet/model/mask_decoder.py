@@ -32,12 +32,13 @@ class MaskDecoder3D(nn.Module):
 
     Per click, the only high-resolution work is: trilinear upsample of ``mask_channels`` channels from the token grid
     to the cached map's grid, add, GELU, a ``mask_channels``-long dot product per voxel, and (if the cached map is
-    coarser than the patch) a 1-channel trilinear upsample to the patch. No convolutions run at high resolution.
+    coarser than the patch) a 1-channel trilinear upsample to the patch. With click maps: one 1x1 conv (maps ->
+    channels) and ``num_click_maps`` more dot-product channels; no spatial convolutions run at high resolution.
     """
 
     def __init__(
         self, *, embed_dim: int, transformer: TwoWayTransformer, mask_channels: int, num_multimask_outputs: int,
-        iou_head_depth: int, iou_head_hidden_dim: int,
+        iou_head_depth: int, iou_head_hidden_dim: int, num_click_maps: int = 0,
     ) -> None:
         super().__init__()
         self.transformer = transformer
@@ -46,8 +47,12 @@ class MaskDecoder3D(nn.Module):
         self.mask_tokens = nn.Embedding(self.num_mask_tokens, embed_dim)
         # Token-grid -> high-res channels; upsampled per click and added to the cached high-res map.
         self.token_to_mask = nn.Linear(embed_dim, mask_channels)
+        # Click maps (ClickEncoder) -> high-res channels, added before the GELU; the raw maps are also dot-product
+        # channels, so each mask token weighs "near a positive click", "looks like a negative click", ... directly.
+        self.num_click_maps = num_click_maps
+        self.click_fuse = nn.Conv3d(num_click_maps, mask_channels, kernel_size=1) if num_click_maps else None
         self.output_hypernetworks_mlps = nn.ModuleList(
-            MLP(in_dim=embed_dim, hidden_dim=embed_dim, out_dim=mask_channels, num_layers=3)
+            MLP(in_dim=embed_dim, hidden_dim=embed_dim, out_dim=mask_channels + num_click_maps, num_layers=3)
             for _ in range(self.num_mask_tokens)
         )
         self.iou_prediction_head = MLP(
@@ -57,6 +62,7 @@ class MaskDecoder3D(nn.Module):
     def forward(
         self, *, image_tokens: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor,
         highres_map: torch.Tensor, patch_shape: Sequence[int], multimask: bool = False,
+        click_maps: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Decodes masks.
 
@@ -68,6 +74,7 @@ class MaskDecoder3D(nn.Module):
             highres_map: (B, mask_channels, *hr_grid) float cached high-resolution map.
             patch_shape: (X, Y, Z) network-input patch shape.
             multimask: return the ``num_multimask_outputs`` extra masks instead of the single mask.
+            click_maps: (B, num_click_maps, *hr_grid) float ``ClickEncoder`` maps; required iff num_click_maps > 0.
 
         Returns:
             (masks (B, M, *patch) float logits, iou (B, M) float predicted IoU), M = 1 unless multimask.
@@ -87,7 +94,13 @@ class MaskDecoder3D(nn.Module):
         hr_shape = highres_map.shape[2:]
         if tuple(hr_shape) != tuple(grid):
             low = F.interpolate(low, size=hr_shape, mode="trilinear", align_corners=False)
-        emb = F.gelu(low + highres_map)
+        emb = low + highres_map
+        if self.click_fuse is not None:
+            if click_maps is None:
+                raise ValueError("MaskDecoder3D: click_maps are required when num_click_maps > 0")
+            emb = torch.cat([F.gelu(emb + self.click_fuse(click_maps)), click_maps], dim=1)
+        else:
+            emb = F.gelu(emb)
         masks = torch.einsum("bmc,bcxyz->bmxyz", hyper, emb)
         if tuple(hr_shape) != tuple(patch_shape):
             masks = F.interpolate(masks, size=tuple(patch_shape), mode="trilinear", align_corners=False)

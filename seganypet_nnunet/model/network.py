@@ -12,6 +12,7 @@ import torch
 from dynamic_network_architectures.initialization.weight_init import InitWeights_He, init_last_bn_before_add_to_0
 from torch import nn
 
+from seganypet_nnunet.model.click_encoder import NUM_CLICK_MAPS, ClickEncoder, sample_at_points
 from seganypet_nnunet.model.config import PromptableConfig, get_model_config
 from seganypet_nnunet.model.image_encoder import UNetImageEncoder
 from seganypet_nnunet.model.mask_decoder import MaskDecoder3D
@@ -79,7 +80,7 @@ class SegAnyPETNet(nn.Module):
         self.highres_proj = nn.Conv3d(enc.level_channels[self.mask_level], cfg.mask_channels, kernel_size=1)
         self.prompt_encoder = PromptEncoder3D(
             embed_dim=cfg.embed_dim, token_stride=self.token_stride, mask_in_chans=cfg.mask_in_chans,
-            pe_scale=cfg.pe_scale,
+            pe_scale=cfg.pe_scale, point_features=cfg.point_features,
         )
         transformer = TwoWayTransformer(
             depth=cfg.depth, embed_dim=cfg.embed_dim, num_heads=cfg.num_heads, mlp_dim=cfg.mlp_dim,
@@ -88,8 +89,9 @@ class SegAnyPETNet(nn.Module):
         self.mask_decoder = MaskDecoder3D(
             embed_dim=cfg.embed_dim, transformer=transformer, mask_channels=cfg.mask_channels,
             num_multimask_outputs=cfg.num_multimask_outputs, iou_head_depth=cfg.iou_head_depth,
-            iou_head_hidden_dim=cfg.iou_head_hidden_dim,
+            iou_head_hidden_dim=cfg.iou_head_hidden_dim, num_click_maps=NUM_CLICK_MAPS if cfg.click_maps else 0,
         )
+        self.click_encoder = ClickEncoder(sigma=cfg.click_sigma) if cfg.click_maps else None
 
     @property
     def decoder(self) -> nn.Module:
@@ -144,6 +146,10 @@ class SegAnyPETNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-click path: prompts + cached embedding -> mask logits.
 
+        Besides SAM's prompt tokens, the image tokens sampled at the clicks are added to the point tokens
+        (``config.point_features``) and ``ClickEncoder`` maps (click Gaussians, feature similarity to the clicked
+        voxels, previous mask) enter the high-res mask pathway (``config.click_maps``); see click_encoder.py.
+
         Args:
             embedding: from ``encode``; batch 1 is broadcast to the prompts' batch.
             prompts: coordinates in network-input voxel space (see ``Prompts``).
@@ -159,15 +165,26 @@ class SegAnyPETNet(nn.Module):
             raise ValueError(f"prompts have batch {b} but the embedding has batch {embedding.batch_size}")
         prompts.validate(b, embedding.patch_shape, self.config.max_points)
         grid = tuple(embedding.image_tokens.shape[2:])
+        tokens = embedding.image_tokens.expand(b, -1, -1, -1, -1)
+        has_points = prompts.points is not None and prompts.points.shape[1] > 0
+        point_features = None
+        if self.config.point_features and has_points:
+            point_features = sample_at_points(tokens, prompts.points, embedding.patch_shape)
         sparse, dense = self.prompt_encoder(
             prompts, batch=b, patch_shape=embedding.patch_shape, grid_shape=grid,
-            device=embedding.image_tokens.device,
+            device=embedding.image_tokens.device, point_features=point_features,
         )
+        highres = embedding.highres_map.expand(b, -1, -1, -1, -1)
+        click_maps = None
+        if self.click_encoder is not None:
+            click_maps = self.click_encoder(
+                points=prompts.points if has_points else None, labels=prompts.point_labels, highres_map=highres,
+                patch_shape=embedding.patch_shape, mask=prompts.mask, mask_present=prompts.mask_present,
+            )
         return self.mask_decoder(
-            image_tokens=embedding.image_tokens.expand(b, -1, -1, -1, -1), image_pe=embedding.image_pe,
-            sparse=sparse.to(embedding.image_tokens.dtype), dense=dense,
-            highres_map=embedding.highres_map.expand(b, -1, -1, -1, -1), patch_shape=embedding.patch_shape,
-            multimask=multimask,
+            image_tokens=tokens, image_pe=embedding.image_pe, sparse=sparse.to(embedding.image_tokens.dtype),
+            dense=dense, highres_map=highres, patch_shape=embedding.patch_shape, multimask=multimask,
+            click_maps=click_maps,
         )
 
     def forward_prompted(
@@ -183,7 +200,8 @@ class SegAnyPETNet(nn.Module):
         cfg = self.config
         n_tok = math.prod(grid)
         hr = math.prod(p // s for p, s in zip(patch_size, self.mask_stride, strict=True))
-        extra = n_tok * cfg.embed_dim * (4 + 6 * cfg.depth) + hr * cfg.mask_channels * 3 + 2 * math.prod(patch_size)
+        extra = n_tok * cfg.embed_dim * (4 + 6 * cfg.depth) + hr * (cfg.mask_channels * 3 + 2 * NUM_CLICK_MAPS)
+        extra += 2 * math.prod(patch_size)
         return int(np.int64(self.image_encoder.compute_conv_feature_map_size(patch_size)) + extra)
 
     @staticmethod

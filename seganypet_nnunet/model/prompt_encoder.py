@@ -58,13 +58,15 @@ class LayerNorm3d(nn.Module):
 class PromptEncoder3D(nn.Module):
     """Embeds prompts for the mask decoder.
 
-    Sparse tokens: one per point (Fourier PE + type embedding; padding points get only the padding embedding) and
-    always two box tokens (corner PE + corner embedding where ``box_mask``, learned "no box" embeddings elsewhere).
+    Sparse tokens: one per point (Fourier PE + projected image feature at the point + type embedding; padding points
+    get only the padding embedding) and always two box tokens (corner PE + corner embedding where ``box_mask``,
+    learned "no box" embeddings elsewhere).
     Dense embedding: previous mask patchified to the token grid, or a learned "no mask" embedding.
     """
 
     def __init__(
-        self, *, embed_dim: int, token_stride: Sequence[int], mask_in_chans: int, pe_scale: float = 1.0
+        self, *, embed_dim: int, token_stride: Sequence[int], mask_in_chans: int, pe_scale: float = 1.0,
+        point_features: bool = True,
     ) -> None:
         super().__init__()
         self.embed_dim = embed_dim
@@ -72,6 +74,8 @@ class PromptEncoder3D(nn.Module):
         self.pe_layer = PositionEmbeddingRandom3D(num_pos_feats=embed_dim // 2, scale=pe_scale)
         self.type_embed = nn.Embedding(7, embed_dim)
         self.no_mask_embed = nn.Embedding(1, embed_dim)
+        # Image token sampled at each click (what the clicked tissue looks like) -> added to that point's token.
+        self.point_feature_proj = nn.Linear(embed_dim, embed_dim) if point_features else None
         # Patchify: one conv with kernel = stride = token stride (cheap even at 128^3: one pass, 1 input channel).
         self.mask_downscaling = nn.Sequential(
             nn.Conv3d(1, mask_in_chans, kernel_size=self.token_stride, stride=self.token_stride),
@@ -84,8 +88,12 @@ class PromptEncoder3D(nn.Module):
         """(1, embed_dim, *grid_shape) float positional encoding of the image tokens."""
         return self.pe_layer.dense(grid_shape, device, dtype)
 
-    def _embed_points(self, points: torch.Tensor, labels: torch.Tensor, patch_shape: Sequence[int]) -> torch.Tensor:
+    def _embed_points(
+        self, points: torch.Tensor, labels: torch.Tensor, patch_shape: Sequence[int], features: torch.Tensor | None
+    ) -> torch.Tensor:
         pe = self.pe_layer.forward_with_coords(points, patch_shape)
+        if features is not None and self.point_feature_proj is not None:
+            pe = pe + self.point_feature_proj(features.to(pe.dtype))
         pe = pe * (labels != -1).unsqueeze(-1).to(pe.dtype)
         return pe + self.type_embed((labels + 1).clamp(0, 2))  # -1 -> PAD, 0 -> NEG, 1 -> POS
 
@@ -116,7 +124,7 @@ class PromptEncoder3D(nn.Module):
 
     def forward(
         self, prompts: Prompts, *, batch: int, patch_shape: Sequence[int], grid_shape: Sequence[int],
-        device: torch.device,
+        device: torch.device, point_features: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Embeds validated prompts.
 
@@ -126,6 +134,8 @@ class PromptEncoder3D(nn.Module):
             patch_shape: spatial shape of the network input (X, Y, Z).
             grid_shape: token grid (patch // token stride).
             device: device of the image tokens.
+            point_features: (B, N, embed_dim) float image tokens sampled at the points (``sample_at_points``), or
+                None; projected and added to the point tokens (padding points excluded).
 
         Returns:
             sparse: (B, N + 2, embed_dim) float (points then the two box tokens);
@@ -133,7 +143,7 @@ class PromptEncoder3D(nn.Module):
         """
         tokens = []
         if prompts.points is not None and prompts.points.shape[1] > 0:
-            tokens.append(self._embed_points(prompts.points, prompts.point_labels, patch_shape))
+            tokens.append(self._embed_points(prompts.points, prompts.point_labels, patch_shape, point_features))
         tokens.append(self._embed_boxes(prompts.boxes, prompts.box_mask, batch, patch_shape, device))
         dense = self._embed_mask(prompts.mask, prompts.mask_present, batch, grid_shape)
         return torch.cat(tokens, dim=1), dense
