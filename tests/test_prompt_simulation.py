@@ -9,15 +9,13 @@ import numpy as np
 import pytest
 
 from seganypet_nnunet.prompts.simulation import (
-    Target,
     first_click,
     first_clicks_batch,
     jittered_box,
     next_click,
     next_clicks_batch,
-    sample_targets,
-    split_by_plane,
 )
+from seganypet_nnunet.prompts.targets import Target, sample_targets, split_by_plane
 
 SHAPE = (21, 26, 30)
 

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seganypet_nnunet.prompts.simulation import first_click, jittered_box, next_clicks_batch, sample_targets
+from seganypet_nnunet.prompts.simulation import first_click, jittered_box, next_clicks_batch
+from seganypet_nnunet.prompts.targets import sample_targets
 from seganypet_nnunet.prompts.types import Prompts
 
 
