@@ -57,14 +57,15 @@ class ClickEncoder(nn.Module):
         self.sigma = float(sigma)
 
     def forward(
-        self, *, points: torch.Tensor | None, labels: torch.Tensor | None, highres_map: torch.Tensor,
+        self, *, points: torch.Tensor | None, labels: torch.Tensor | None, highres_unit: torch.Tensor,
         patch_shape: Sequence[int], mask: torch.Tensor | None, mask_present: torch.Tensor | None,
     ) -> torch.Tensor:
         """Click maps.
 
         Args:
             points: (B, N, 3) float network-input voxels or None; labels: (B, N) int64 1 / 0 / -1 (padding).
-            highres_map: (B, C, *hr) float cached high-resolution map (B may be 1 when prompts have B > 1).
+            highres_unit: (B, C, *hr) float cached high-resolution map, unit length over channels
+                (``ImageEmbedding.highres_unit``).
             patch_shape: (X, Y, Z) network-input patch shape.
             mask: (B, 1, *patch) float previous mask logits or None; mask_present: (B,) bool or None (= all).
 
@@ -72,12 +73,12 @@ class ClickEncoder(nn.Module):
             (B, NUM_CLICK_MAPS, *hr) float: [pos Gaussian, neg Gaussian, pos cosine similarity, neg cosine similarity,
             previous mask probability]; Gaussians have ``sigma`` in high-res voxels; absent kinds give 0.
         """
-        hr = tuple(highres_map.shape[2:])
-        b = points.shape[0] if points is not None else (mask.shape[0] if mask is not None else highres_map.shape[0])
-        dtype, device = highres_map.dtype, highres_map.device
+        hr = tuple(highres_unit.shape[2:])
+        b = points.shape[0] if points is not None else (mask.shape[0] if mask is not None else highres_unit.shape[0])
+        dtype, device = highres_unit.dtype, highres_unit.device
         maps = [torch.zeros((b, *hr), dtype=dtype, device=device)] * 4
         if points is not None and points.shape[1] > 0:
-            maps = self._point_maps(points.to(dtype), labels, highres_map, patch_shape)
+            maps = self._point_maps(points.to(dtype), labels, highres_unit, patch_shape)
         prev = torch.zeros((b, *hr), dtype=dtype, device=device)
         if mask is not None:
             prev = F.adaptive_avg_pool3d(torch.sigmoid(mask.to(dtype)), hr)[:, 0]
@@ -86,10 +87,10 @@ class ClickEncoder(nn.Module):
         return torch.stack([*maps, prev], dim=1)
 
     def _point_maps(
-        self, points: torch.Tensor, labels: torch.Tensor, highres_map: torch.Tensor, patch_shape: Sequence[int]
+        self, points: torch.Tensor, labels: torch.Tensor, feats: torch.Tensor, patch_shape: Sequence[int]
     ) -> list[torch.Tensor]:
         b, n = points.shape[:2]
-        hr = highres_map.shape[2:]
+        hr = feats.shape[2:]
         # Gaussian in high-res voxels, separable: per-axis squared distance of cell centres to each point.
         d2 = 0
         for a, (g, p) in enumerate(zip(hr, patch_shape, strict=True)):
@@ -100,7 +101,6 @@ class ClickEncoder(nn.Module):
             shape[2 + a] = g
             d2 = d2 + diff.view(shape)
         gauss = torch.exp(-d2 / (2 * self.sigma**2))  # (B, N, *hr)
-        feats = F.normalize(highres_map, dim=1)
         at = F.normalize(sample_at_points(feats, points, patch_shape), dim=-1)  # (B, N, C)
         sim = torch.einsum("bnc,bcxyz->bnxyz", at, feats.expand(b, -1, -1, -1, -1))
         view = (b, n, 1, 1, 1)
