@@ -238,19 +238,19 @@ def test_click_maps_mark_clicks_and_previous_mask() -> None:
     from seganypet_nnunet.model.click_encoder import ClickEncoder
 
     enc = ClickEncoder(sigma=1.0)
-    hr = torch.randn(1, 4, 8, 8, 8)
+    hr = torch.nn.functional.normalize(torch.randn(1, 4, 8, 8, 8), dim=1)  # as ImageEmbedding.highres_unit
     pts = torch.tensor([[[0.5, 0.5, 0.5], [12.5, 12.5, 12.5], [5.0, 5.0, 5.0]]])  # centres of cells 0 and 6
     labels = torch.tensor([[1, 0, -1]])
     mask = torch.full((1, 1, 16, 16, 16), -10.0)
     mask[..., :8, :, :] = 10.0
-    maps = enc(points=pts, labels=labels, highres_map=hr, patch_shape=(16, 16, 16), mask=mask,
+    maps = enc(points=pts, labels=labels, highres_unit=hr, patch_shape=(16, 16, 16), mask=mask,
                mask_present=torch.tensor([True]))
     assert maps.shape == (1, 5, 8, 8, 8)
     assert maps[0, 0, 0, 0, 0] > 0.9 and maps[0, 0, 7, 7, 7] < 1e-3  # positive Gaussian at cell 0
     assert maps[0, 1, 6, 6, 6] > 0.9 and maps[0, 1, 0, 0, 0] < 1e-3  # negative Gaussian at cell 6
     torch.testing.assert_close(maps[0, 2, 0, 0, 0], torch.tensor(1.0))  # cosine similarity to itself
     assert maps[0, 4, :4].min() > 0.99 and maps[0, 4, 4:].max() < 1e-3  # previous mask probability
-    none = enc(points=None, labels=None, highres_map=hr, patch_shape=(16, 16, 16), mask=mask,
+    none = enc(points=None, labels=None, highres_unit=hr, patch_shape=(16, 16, 16), mask=mask,
                mask_present=torch.tensor([False]))
     assert float(none.abs().max()) == 0.0
 
