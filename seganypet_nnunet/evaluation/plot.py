@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Mapping
 
 from seganypet_nnunet import io_utils
 
 
+def _default_style(plot):
+    """Draw with matplotlib's default style: nnU-Net's progress plot switches seaborn's font_scale=2.5 on globally
+    in a training process, which would otherwise blow up our fonts when the demo plots after training."""
+
+    @functools.wraps(plot)
+    def wrapper(*args, **kwargs):
+        from matplotlib import style
+
+        with style.context("default"):
+            return plot(*args, **kwargs)
+
+    return wrapper
+
+
+def _colour(index: int):
+    """A distinct colour per 1-based index (label id or structure number): 1..15 never share one."""
+    from matplotlib import colormaps
+
+    palette = [colormaps["tab10"](i) for i in range(10)] + ["#ff00ff", "#00ced1", "#ffd700", "#000000", "#8b4513"]
+    return palette[(index - 1) % len(palette)]
+
+
+@_default_style
 def plot_dice_vs_clicks(summary: Mapping, target: Path, title: str | None = None) -> Path:
     """Writes a PNG: mean Dice per click per structure (one line each, from ``summary["mean"]["per_structure"]``),
     with the automatic mode (dashed) and the nnU-Net baseline (dotted) as horizontal lines in the structure's colour.
@@ -31,7 +55,7 @@ def plot_dice_vs_clicks(summary: Mapping, target: Path, title: str | None = None
     auto = (summary.get("automatic") or {}).get("mean", {})
     base = (summary.get("baseline") or {}).get("mean", {})
     n = summary["settings"]["n_clicks"]
-    colours = [f"C{i % 10}" for i in range(len(per_structure))]
+    colours = [_colour(i + 1) for i in range(len(per_structure))]
     for colour, (name, block) in zip(colours, sorted(per_structure.items()), strict=True):
         clicks = [row["click"] for row in block["per_click"]]
         ax.plot(clicks, [row["dice"] for row in block["per_click"]], "-o", color=colour, ms=3,
@@ -60,6 +84,7 @@ def plot_dice_vs_clicks(summary: Mapping, target: Path, title: str | None = None
     return Path(target)
 
 
+@_default_style
 def plot_mip_overlay(pet_zyx, panels: Mapping[str, object], spacing_zyx, target: Path,
                      label_names: Mapping[int, str] | None = None, title: str | None = None) -> Path:
     """Writes a PNG of coronal maximum-intensity projections of the PET, one panel per label map, masks outlined.
@@ -77,16 +102,9 @@ def plot_mip_overlay(pet_zyx, panels: Mapping[str, object], spacing_zyx, target:
         ``target``.
     """
     import numpy as np
-    from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
-
-    palette = [colormaps["tab10"](i) for i in range(10)] + ["#ff00ff", "#00ced1", "#ffd700", "#000000", "#8b4513"]
-
-    def colour(label: int):
-        """A distinct colour per label id (labels 1..15 never share one)."""
-        return palette[(label - 1) % len(palette)]
 
     pet_mip = np.asarray(pet_zyx, dtype=np.float32).max(axis=1)  # (z, x): coronal MIP
     vmax = float(np.percentile(pet_mip, 99.5)) or 1.0
@@ -103,10 +121,10 @@ def plot_mip_overlay(pet_zyx, panels: Mapping[str, object], spacing_zyx, target:
             continue
         seg = np.asarray(seg)
         for label in (int(v) for v in np.unique(seg) if v > 0):
-            ax.contour((seg == label).any(axis=1), levels=[0.5], colors=[colour(label)], linewidths=0.8)
+            ax.contour((seg == label).any(axis=1), levels=[0.5], colors=[_colour(label)], linewidths=0.8)
             labels_seen.add(label)
     names = label_names or {}
-    handles = [Line2D([], [], color=colour(lab), label=names.get(lab, str(lab))) for lab in sorted(labels_seen)]
+    handles = [Line2D([], [], color=_colour(lab), label=names.get(lab, str(lab))) for lab in sorted(labels_seen)]
     if handles:
         fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=min(len(handles), 6))
     if title:
