@@ -22,11 +22,6 @@ def nnunet_folder(name: str) -> Path:
     return Path(value)
 
 
-def raw_dataset_folder(dataset_id: int, name: str) -> Path:
-    """``$nnUNet_raw/DatasetXXX_Name`` for a three-digit dataset id."""
-    return nnunet_folder("nnUNet_raw") / dataset_folder_name(dataset_id, name)
-
-
 def dataset_folder_name(dataset_id: int, name: str) -> str:
     """nnU-Net's ``DatasetXXX_Name`` folder name; raises ValueError for ids outside 1..999."""
     if not 1 <= int(dataset_id) <= 999:
