@@ -37,17 +37,23 @@ def main() -> None:
     ours, base = get_trainer_class(a.tr), get_trainer_class(a.btr)
     if ours.budget != base.budget:
         raise SystemExit(f"unequal budgets: {a.tr} {ours.budget} vs {a.btr} {base.budget}")
-    result = run_demo(DemoSettings(Path(a.o), num_train=a.num_train, num_test=a.num_test, device=a.device,
-                                   trainer=a.tr, baseline_trainer=a.btr))
+    result = run_demo(
+        DemoSettings(
+            Path(a.o), num_train=a.num_train, num_test=a.num_test, device=a.device, trainer=a.tr, baseline_trainer=a.btr
+        )
+    )
     rows, unseen = result["table"], set(result["unseen"])
     seen = {r["structure"] for r in rows} - unseen
     auto, baseline = _mean(rows, "automatic"), _mean(rows, "baseline")
     print(f"\nbudget (both trainers): {ours.budget or 'nnUNetTrainer defaults'}; device {a.device}")
-    print(f"automatic Dice, mean over structures: ours {auto:.3f} | nnU-Net {baseline:.3f} | "
-          f"ratio {auto / baseline:.2f}")
+    print(
+        f"automatic Dice, mean over structures: ours {auto:.3f} | nnU-Net {baseline:.3f} | ratio {auto / baseline:.2f}"
+    )
     for k in CLICKS:
-        print(f"prompted Dice after {k} click(s): seen {_mean(rows, f'dice_click_{k}', seen):.3f}"
-              + (f" | held-out {_mean(rows, f'dice_click_{k}', unseen):.3f}" if unseen else ""))
+        print(
+            f"prompted Dice after {k} click(s): seen {_mean(rows, f'dice_click_{k}', seen):.3f}"
+            + (f" | held-out {_mean(rows, f'dice_click_{k}', unseen):.3f}" if unseen else "")
+        )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,12 @@ def _click(size: int, device: torch.device) -> Prompts:
     c = size / 2
     pts = torch.tensor([[[c, c, c], [c + 5, c - 3, c], [c - 9, c + 2, c + 4]]], device=device)
     box = torch.tensor([[[c - 12, c - 12, c - 12], [c + 12, c + 12, c + 12]]], device=device)
-    return Prompts(points=pts, point_labels=torch.tensor([[1, 1, 0]], device=device), boxes=box,
-                   mask=torch.randn(1, 1, size, size, size, device=device))
+    return Prompts(
+        points=pts,
+        point_labels=torch.tensor([[1, 1, 0]], device=device),
+        boxes=box,
+        mask=torch.randn(1, 1, size, size, size, device=device),
+    )
 
 
 def bench_one(size: int, config: str, n_stages: int, repeats: int, device: torch.device) -> dict:
@@ -59,8 +63,15 @@ def bench_one(size: int, config: str, n_stages: int, repeats: int, device: torch
         t_forward = _median_ms(lambda: net(x), repeats, device)
         t_encode = _median_ms(lambda: net.encode(x), repeats, device)
     n_head = sum(p.numel() for n, p in net.named_parameters() if not n.startswith("image_encoder."))
-    return {"size": size, "config": config, "grid": net.prompt_grid_shape((size,) * 3), "forward": t_forward,
-            "encode": t_encode, "decode": t_decode, "head_params": n_head}
+    return {
+        "size": size,
+        "config": config,
+        "grid": net.prompt_grid_shape((size,) * 3),
+        "forward": t_forward,
+        "encode": t_encode,
+        "decode": t_decode,
+        "head_params": n_head,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -77,16 +88,20 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"device={device} threads={torch.get_num_threads()} torch={torch.__version__} stages={args.n_stages}")
-    header = (f"{'patch':>6} {'config':>8} {'grid':>12} {'head par':>9} {'forward ms':>11} {'encode ms':>10} "
-              f"{'decode ms':>10} {'dec/fwd':>8} {'dec/enc':>8}")
+    header = (
+        f"{'patch':>6} {'config':>8} {'grid':>12} {'head par':>9} {'forward ms':>11} {'encode ms':>10} "
+        f"{'decode ms':>10} {'dec/fwd':>8} {'dec/enc':>8}"
+    )
     print(header)
     print("-" * len(header))
     for size in args.sizes:
         for config in args.configs:
             r = bench_one(size, config, args.n_stages, args.repeats, device)
-            print(f"{r['size']:>6} {r['config']:>8} {str(r['grid']):>12} {r['head_params']:>9} {r['forward']:>11.1f} "
-                  f"{r['encode']:>10.1f} {r['decode']:>10.1f} {r['decode'] / r['forward']:>8.3f} "
-                  f"{r['decode'] / r['encode']:>8.3f}")
+            print(
+                f"{r['size']:>6} {r['config']:>8} {str(r['grid']):>12} {r['head_params']:>9} {r['forward']:>11.1f} "
+                f"{r['encode']:>10.1f} {r['decode']:>10.1f} {r['decode'] / r['forward']:>8.3f} "
+                f"{r['decode'] / r['encode']:>8.3f}"
+            )
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ import sys
 import tempfile
 import time
 
-_WRAPPER = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
+_WRAPPER = (
+    "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)"
+)
 
 
 def _run(cmd: list[str]) -> tuple[float, float]:
@@ -52,8 +54,26 @@ def main() -> None:
         from seganypet_nnunet.paths import nnunet_folder
 
         a.i = str(nnunet_folder("nnUNet_raw") / maybe_convert_to_dataset_name(a.d) / "imagesTs")
-    common = ["-i", a.i, "-d", a.d, "-c", a.c, "-p", a.p, "-tr", a.tr, "-f", "0", "-device", "cpu",
-              "-npp", "1", "-nps", "1"]
+    common = [
+        "-i",
+        a.i,
+        "-d",
+        a.d,
+        "-c",
+        a.c,
+        "-p",
+        a.p,
+        "-tr",
+        a.tr,
+        "-f",
+        "0",
+        "-device",
+        "cpu",
+        "-npp",
+        "1",
+        "-nps",
+        "1",
+    ]
     out = tempfile.mkdtemp(prefix="bench_predict_")
     ours_cmd = [sys.executable, "-c", "from seganypet_nnunet.inference.predict import predict_entry as e; e()"]
     stock, ours = [], []

@@ -21,8 +21,11 @@ import time
 
 import torch
 
-PLANS_OF_PLANNER = {"SegAnyPETPlannerTiny": "SegAnyPETPlansTiny", "SegAnyPETPlannerSmall": "SegAnyPETPlansSmall",
-                    "SegAnyPETPlanner": "SegAnyPETPlans"}
+PLANS_OF_PLANNER = {
+    "SegAnyPETPlannerTiny": "SegAnyPETPlansTiny",
+    "SegAnyPETPlannerSmall": "SegAnyPETPlansSmall",
+    "SegAnyPETPlanner": "SegAnyPETPlans",
+}
 BENCH_DATASET_ID = 987
 
 
@@ -31,10 +34,34 @@ def make_dataset(workdir: str, planner: str, cases: int) -> str:
     for var in ("raw", "preprocessed", "results"):
         os.environ[f"nnUNet_{var}"] = os.path.join(workdir, var)
         os.makedirs(os.environ[f"nnUNet_{var}"], exist_ok=True)
-    subprocess.run(["seganypet_make_synthetic", "-d", str(BENCH_DATASET_ID), "-num_train", str(cases), "-num_test", "0",
-                    "--small"], check=True)
-    subprocess.run(["seganypet_plan_and_preprocess", "-d", str(BENCH_DATASET_ID), "-pl", planner, "-c", "3d_fullres",
-                    "-np", "1", "--no_baseline"], check=True)
+    subprocess.run(
+        [
+            "seganypet_make_synthetic",
+            "-d",
+            str(BENCH_DATASET_ID),
+            "-num_train",
+            str(cases),
+            "-num_test",
+            "0",
+            "--small",
+        ],
+        check=True,
+    )
+    subprocess.run(
+        [
+            "seganypet_plan_and_preprocess",
+            "-d",
+            str(BENCH_DATASET_ID),
+            "-pl",
+            planner,
+            "-c",
+            "3d_fullres",
+            "-np",
+            "1",
+            "--no_baseline",
+        ],
+        check=True,
+    )
     return str(BENCH_DATASET_ID)
 
 
@@ -65,15 +92,18 @@ def timed_steps(trainer, loader, n: int, device: torch.device) -> tuple[list[flo
     return steps, walls
 
 
-def run(dataset: str, plans: str, configuration: str, iterations: int, warmup: int, chunk: int,
-        device: torch.device) -> dict[str, tuple[float, float]]:
+def run(
+    dataset: str, plans: str, configuration: str, iterations: int, warmup: int, chunk: int, device: torch.device
+) -> dict[str, tuple[float, float]]:
     """Median s/iteration (step, wall) per trainer name."""
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
     from seganypet_nnunet.trainers.SegAnyPETTrainer import SegAnyPETTrainer
 
-    runs = {name: build(cls, dataset, configuration, plans, device)
-            for name, cls in (("nnUNetTrainer", nnUNetTrainer), ("SegAnyPETTrainer", SegAnyPETTrainer))}
+    runs = {
+        name: build(cls, dataset, configuration, plans, device)
+        for name, cls in (("nnUNetTrainer", nnUNetTrainer), ("SegAnyPETTrainer", SegAnyPETTrainer))
+    }
     times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in runs}
     for trainer, loader in runs.values():
         timed_steps(trainer, loader, warmup, device)
@@ -92,8 +122,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description="s/iteration of SegAnyPETTrainer vs nnUNetTrainer on the same plans.")
     p.add_argument("-d", default=None, help="dataset id/name already planned; omitted: generate one in a tmp dir")
     p.add_argument("-p", default=None, help="plans identifier (default: the planner's plans)")
-    p.add_argument("-pl", default="SegAnyPETPlannerTiny", choices=sorted(PLANS_OF_PLANNER),
-                   help="planner preset used to plan a generated dataset (and to choose -p)")
+    p.add_argument(
+        "-pl",
+        default="SegAnyPETPlannerTiny",
+        choices=sorted(PLANS_OF_PLANNER),
+        help="planner preset used to plan a generated dataset (and to choose -p)",
+    )
     p.add_argument("-c", default="3d_fullres", help="configuration")
     p.add_argument("-n", type=int, default=20, help="timed iterations per trainer")
     p.add_argument("-warmup", type=int, default=3, help="untimed iterations per trainer")

@@ -46,14 +46,16 @@ class PresetCapsMixin:
         if self.featuremap_min_edge_length is not None:
             self.UNet_featuremap_min_edge_length = self.featuremap_min_edge_length
 
-    def get_plans_for_configuration(self, spacing, median_shape, data_identifier: str,
-                                    approximate_n_voxels_dataset: float, _cache: dict) -> dict:
+    def get_plans_for_configuration(
+        self, spacing, median_shape, data_identifier: str, approximate_n_voxels_dataset: float, _cache: dict
+    ) -> dict:
         """nnU-Net's configuration planning with the patch and batch caps applied (3d only)."""
         search_shape = median_shape
         if self.patch_size_cap is not None and len(spacing) == 3:
             search_shape = np.minimum(np.asarray(median_shape), np.asarray(self.patch_size_cap))
-        plan = super().get_plans_for_configuration(spacing, search_shape, data_identifier,
-                                                   approximate_n_voxels_dataset, _cache)
+        plan = super().get_plans_for_configuration(
+            spacing, search_shape, data_identifier, approximate_n_voxels_dataset, _cache
+        )
         plan["median_image_size_in_voxels"] = median_shape
         if self.max_batch_size is not None:
             plan["batch_size"] = min(plan["batch_size"], self.max_batch_size)

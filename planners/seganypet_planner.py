@@ -106,8 +106,15 @@ class SegAnyPETPlanner(PresetCapsMixin, ExperimentPlanner):
 
         return build_arch_kwargs(backbone, self.promptable_preset, self.input_transforms())
 
-    def static_estimate_VRAM_usage(self, patch_size, input_channels: int, output_channels: int, arch_class_name: str,
-                                   arch_kwargs: dict, arch_kwargs_req_import) -> int:  # noqa: N802 (nnU-Net's name)
+    def static_estimate_VRAM_usage(
+        self,
+        patch_size,
+        input_channels: int,
+        output_channels: int,
+        arch_class_name: str,
+        arch_kwargs: dict,
+        arch_kwargs_req_import,
+    ) -> int:  # noqa: N802 (nnU-Net's name)
         """nnU-Net's VRAM proxy, computed by ``SegAnyPETNet.compute_conv_feature_map_size`` (3d; 2d: the U-Net's).
 
         Same as the parent minus its ``torch.set_num_threads(get_allowed_n_proc_DA())``, which raises for
@@ -116,18 +123,26 @@ class SegAnyPETPlanner(PresetCapsMixin, ExperimentPlanner):
         from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
         if len(patch_size) == 3:
-            wrapped = self.wrap_architecture({"network_class_name": arch_class_name, "arch_kwargs": arch_kwargs,
-                                              "_kw_requires_import": arch_kwargs_req_import})
+            wrapped = self.wrap_architecture(
+                {
+                    "network_class_name": arch_class_name,
+                    "arch_kwargs": arch_kwargs,
+                    "_kw_requires_import": arch_kwargs_req_import,
+                }
+            )
             arch_class_name, arch_kwargs = wrapped["network_class_name"], wrapped["arch_kwargs"]
-        net = get_network_from_plans(arch_class_name, arch_kwargs, arch_kwargs_req_import, input_channels,
-                                     output_channels, allow_init=False)
+        net = get_network_from_plans(
+            arch_class_name, arch_kwargs, arch_kwargs_req_import, input_channels, output_channels, allow_init=False
+        )
         return int(net.compute_conv_feature_map_size(patch_size))
 
-    def get_plans_for_configuration(self, spacing, median_shape, data_identifier: str,
-                                    approximate_n_voxels_dataset: float, _cache: dict) -> dict:
+    def get_plans_for_configuration(
+        self, spacing, median_shape, data_identifier: str, approximate_n_voxels_dataset: float, _cache: dict
+    ) -> dict:
         """nnU-Net's plan for one configuration; 3d plans get the ``SegAnyPETNet`` architecture, token grid checked."""
-        plan = super().get_plans_for_configuration(spacing, median_shape, data_identifier,
-                                                   approximate_n_voxels_dataset, _cache)
+        plan = super().get_plans_for_configuration(
+            spacing, median_shape, data_identifier, approximate_n_voxels_dataset, _cache
+        )
         if len(spacing) == 3:
             plan["architecture"] = self.wrap_architecture(plan["architecture"])
             self.check_token_grid(plan["patch_size"], plan["architecture"]["arch_kwargs"]["strides"], data_identifier)
@@ -142,12 +157,17 @@ class SegAnyPETPlanner(PresetCapsMixin, ExperimentPlanner):
         token_stride = self.token_stride()
         level, stride = token_level(strides, token_stride)
         if any(int(p) % s for p, s in zip(patch_size, stride, strict=True)):
-            raise RuntimeError(f"{data_identifier}: patch {list(patch_size)} is not divisible by the token-level "
-                               f"stride {list(stride)}; the prompt token grid would not tile the patch")
+            raise RuntimeError(
+                f"{data_identifier}: patch {list(patch_size)} is not divisible by the token-level "
+                f"stride {list(stride)}; the prompt token grid would not tile the patch"
+            )
         if math.prod(stride) < token_stride ** len(stride):
-            warnings.warn(f"{data_identifier}: patch {list(patch_size)} has no level with stride >= {token_stride}; "
-                          f"tokens come from the bottleneck (stride {list(stride)}, grid "
-                          f"{[int(p) // s for p, s in zip(patch_size, stride, strict=True)]})", stacklevel=2)
+            warnings.warn(
+                f"{data_identifier}: patch {list(patch_size)} has no level with stride >= {token_stride}; "
+                f"tokens come from the bottleneck (stride {list(stride)}, grid "
+                f"{[int(p) // s for p, s in zip(patch_size, stride, strict=True)]})",
+                stacklevel=2,
+            )
 
     def save_plans(self, plans: dict) -> None:
         """Saves without the 2d configuration (SegAnyPETNet is 3d only)."""

@@ -13,10 +13,15 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, dataset_required: bo
     parser.add_argument("-c", default="3d_fullres", help="[OPTIONAL] configuration. Default: 3d_fullres")
     parser.add_argument("-p", default="SegAnyPETPlans", help="[OPTIONAL] plans identifier. Default: SegAnyPETPlans")
     parser.add_argument("-tr", default="SegAnyPETTrainer", help="[OPTIONAL] trainer name. Default: SegAnyPETTrainer")
-    parser.add_argument("-f", nargs="+", default=default_folds,
-                        help=f"[OPTIONAL] folds to use (ensembled). Default: {' '.join(default_folds)}")
-    parser.add_argument("-chk", default="checkpoint_final.pth",
-                        help="[OPTIONAL] checkpoint name. Default: checkpoint_final.pth")
+    parser.add_argument(
+        "-f",
+        nargs="+",
+        default=default_folds,
+        help=f"[OPTIONAL] folds to use (ensembled). Default: {' '.join(default_folds)}",
+    )
+    parser.add_argument(
+        "-chk", default="checkpoint_final.pth", help="[OPTIONAL] checkpoint name. Default: checkpoint_final.pth"
+    )
 
 
 def parse_folds(folds: list[str]) -> list[int | str]:

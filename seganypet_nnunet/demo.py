@@ -69,8 +69,9 @@ def _train(settings: DemoSettings, trainer_name: str, plans: str) -> None:
     from seganypet_nnunet.run.train import make_device, train_with_class
     from seganypet_nnunet.trainers.registry import get_trainer_class
 
-    train_with_class(get_trainer_class(trainer_name), settings.dataset_id, CONFIGURATION, 0, plans,
-                     make_device(settings.device))
+    train_with_class(
+        get_trainer_class(trainer_name), settings.dataset_id, CONFIGURATION, 0, plans, make_device(settings.device)
+    )
 
 
 def format_table(rows: list[dict], unseen: tuple[str, ...]) -> str:
@@ -115,8 +116,14 @@ def run_demo(settings: DemoSettings) -> dict:
     start = time.perf_counter()
     folders = _use_folders(settings.output.resolve())
     with _step(f"1/6 synthetic whole-body PET: {settings.num_train} training + {settings.num_test} test cases"):
-        raw = make_dataset(settings.dataset_id, settings.dataset_name, settings.num_train, settings.num_test,
-                           SyntheticConfig(size="small"), seed=settings.seed)
+        raw = make_dataset(
+            settings.dataset_id,
+            settings.dataset_name,
+            settings.num_train,
+            settings.num_test,
+            SyntheticConfig(size="small"),
+            seed=settings.seed,
+        )
     with _step(f"2/6 seganypet_plan_and_preprocess -pl {settings.planner} (ours + nnU-Net baseline, one fingerprint)"):
         plans = plan_and_preprocess([settings.dataset_id], planner=settings.planner, configurations=(CONFIGURATION,))
     ours_plans, base_plans = plans["plans_identifier"], plans["baseline_plans_identifier"]
@@ -132,9 +139,17 @@ def run_demo(settings: DemoSettings) -> dict:
             predict_automatic(model, raw / "imagesTs", folder, folds=(0,), device=settings.device, npp=0, nps=0)
     with _step(f"6/6 seganypet_evaluate: {settings.n_clicks} simulated clicks per structure and lesion"):
         summary = evaluate_model_folder(
-            ours, raw / "imagesTs", raw / "labelsTs", settings.output / "evaluation", folds=(0,),
-            device=settings.device, instances_dir=raw / "instancesTs", n_clicks=settings.n_clicks,
-            auto_pred=pred["ours automatic"], baseline_pred=pred["nnU-Net automatic"])
+            ours,
+            raw / "imagesTs",
+            raw / "labelsTs",
+            settings.output / "evaluation",
+            folds=(0,),
+            device=settings.device,
+            instances_dir=raw / "instancesTs",
+            n_clicks=settings.n_clicks,
+            auto_pred=pred["ours automatic"],
+            baseline_pred=pred["nnU-Net automatic"],
+        )
     rows = structure_table(summary, CLICKS)
     unseen = tuple(getattr(get_trainer_class(settings.trainer), "heldout_labels", ()))
     case_id = sorted(summary["cases"])[0]
@@ -143,27 +158,40 @@ def run_demo(settings: DemoSettings) -> dict:
     print("\nDice per structure (test cases, mean over targets; clicks simulated from the reference):\n")
     print(format_table(rows, unseen))
     evaluation = settings.output / "evaluation"
-    print(f"\nsummary: {evaluation / 'summary.json'}\nplot:    {evaluation / 'dice_vs_clicks.png'}\n"
-          f"overlay: {overlay}\ntotal:   {(time.perf_counter() - start) / 60:.1f} min")
-    return {"table": rows, "summary": evaluation / "summary.json", "plot": evaluation / "dice_vs_clicks.png",
-            "overlay": overlay, "unseen": unseen}
+    print(
+        f"\nsummary: {evaluation / 'summary.json'}\nplot:    {evaluation / 'dice_vs_clicks.png'}\n"
+        f"overlay: {overlay}\ntotal:   {(time.perf_counter() - start) / 60:.1f} min"
+    )
+    return {
+        "table": rows,
+        "summary": evaluation / "summary.json",
+        "plot": evaluation / "dice_vs_clicks.png",
+        "overlay": overlay,
+        "unseen": unseen,
+    }
 
 
 def demo_entry() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(
-        description="SegAnyPET-in-nnU-Net demo on synthetic whole-body PET (~15 min on CPU).")
-    parser.add_argument("-o", default="seganypet_demo_output", help="[OPTIONAL] output folder (nnU-Net folders, "
-                        "predictions, evaluation, pictures). Default: ./seganypet_demo_output")
+        description="SegAnyPET-in-nnU-Net demo on synthetic whole-body PET (~15 min on CPU)."
+    )
+    parser.add_argument(
+        "-o",
+        default="seganypet_demo_output",
+        help="[OPTIONAL] output folder (nnU-Net folders, "
+        "predictions, evaluation, pictures). Default: ./seganypet_demo_output",
+    )
     parser.add_argument("-d", type=int, default=990, help="[OPTIONAL] dataset id. Default: 990")
     parser.add_argument("-num_train", type=int, default=10, help="[OPTIONAL] training cases. Default: 10")
     parser.add_argument("-num_test", type=int, default=3, help="[OPTIONAL] test cases. Default: 3")
     parser.add_argument("-seed", type=int, default=0, help="[OPTIONAL] generator seed. Default: 0")
     parser.add_argument("-device", default="cpu", choices=("cpu", "cuda", "mps"), help="[OPTIONAL] Default: cpu")
     args = parser.parse_args()
-    settings = DemoSettings(Path(args.o), args.d, num_train=args.num_train, num_test=args.num_test, seed=args.seed,
-                            device=args.device)
+    settings = DemoSettings(
+        Path(args.o), args.d, num_train=args.num_train, num_test=args.num_test, seed=args.seed, device=args.device
+    )
     np.seterr(all="ignore")
     run_demo(settings)
 

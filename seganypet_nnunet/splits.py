@@ -12,8 +12,9 @@ CASE_TO_PATIENT = "case_to_patient.json"
 SPLITS_FILE = "splits_final.json"
 
 
-def patient_grouped_splits(case_ids: list[str], case_to_patient: dict[str, str], n_splits: int = 5,
-                           seed: int = 12345) -> list[dict[str, list[str]]]:
+def patient_grouped_splits(
+    case_ids: list[str], case_to_patient: dict[str, str], n_splits: int = 5, seed: int = 12345
+) -> list[dict[str, list[str]]]:
     """nnU-Net's ``generate_crossval_split`` applied to patients, expanded back to cases.
 
     Uses ``min(n_splits, number of patients)`` folds so every fold has >= 1 validation case.
@@ -37,8 +38,7 @@ def patient_grouped_splits(case_ids: list[str], case_to_patient: dict[str, str],
     by_patient: dict[str, list[str]] = {}
     for case in sorted(case_ids):
         by_patient.setdefault(str(case_to_patient[case]), []).append(case)
-    return [{part: [c for p in fold[part] for c in by_patient[str(p)]] for part in ("train", "val")}
-            for fold in folds]
+    return [{part: [c for p in fold[part] for c in by_patient[str(p)]] for part in ("train", "val")} for fold in folds]
 
 
 def maybe_write_patient_splits(raw_folder: Path, preprocessed_folder: Path, case_ids: list[str]) -> Path | None:

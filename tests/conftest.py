@@ -34,8 +34,11 @@ class NnUNetEnv:
 def nnunet_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> NnUNetEnv:
     """Create nnUNet_raw/preprocessed/results under ``tmp_path`` and point nnU-Net's variables at them."""
     env = NnUNetEnv(tmp_path / "nnUNet_raw", tmp_path / "nnUNet_preprocessed", tmp_path / "nnUNet_results")
-    for variable, folder in (("nnUNet_raw", env.raw), ("nnUNet_preprocessed", env.preprocessed),
-                             ("nnUNet_results", env.results)):
+    for variable, folder in (
+        ("nnUNet_raw", env.raw),
+        ("nnUNet_preprocessed", env.preprocessed),
+        ("nnUNet_results", env.results),
+    ):
         folder.mkdir(parents=True, exist_ok=True)
         monkeypatch.setenv(variable, str(folder))
     monkeypatch.setenv("nnUNet_def_n_proc", "1")
@@ -50,8 +53,9 @@ def small_synthetic_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("synthetic_raw")
     config = SyntheticConfig(size="small", max_lesions=3)
-    return make_dataset(SMALL_DATASET_ID, SMALL_DATASET_NAME, num_train=6, num_test=2, config=config, seed=0,
-                        raw_root=root)
+    return make_dataset(
+        SMALL_DATASET_ID, SMALL_DATASET_NAME, num_train=6, num_test=2, config=config, seed=0, raw_root=root
+    )
 
 
 @pytest.fixture

@@ -50,9 +50,16 @@ def write_raw_dataset(raw: Path, dataset_id: int = 990, n_cases: int = 2) -> Pat
     for i in range(2):
         pet, _ = make_image(100 + i, spacing=(2.5, 1.7, 2.2))
         sitk.WriteImage(pet, str(folder / "imagesTs" / f"test{i:02d}_0000.nii.gz"))
-    (folder / "dataset.json").write_text(json.dumps({
-        "channel_names": {"0": "PET"}, "labels": {"background": 0, "lesion": 1}, "numTraining": n_cases,
-        "file_ending": ".nii.gz"}))
+    (folder / "dataset.json").write_text(
+        json.dumps(
+            {
+                "channel_names": {"0": "PET"},
+                "labels": {"background": 0, "lesion": 1},
+                "numTraining": n_cases,
+                "file_ending": ".nii.gz",
+            }
+        )
+    )
     return folder
 
 
@@ -69,7 +76,7 @@ def setup_model(root: Path, monkeypatch, dataset_id: int = 990, folds=(0,)) -> t
         monkeypatch.setenv(name, str(root / name))
     monkeypatch.setenv("nnUNet_def_n_proc", "1")
     raw = write_raw_dataset(root / "nnUNet_raw", dataset_id)
-    model = (root / "nnUNet_results" / raw.name / "SegAnyPETTrainer__SegAnyPETPlansTiny__3d_fullres")
+    model = root / "nnUNet_results" / raw.name / "SegAnyPETTrainer__SegAnyPETPlansTiny__3d_fullres"
     plan_and_write_untrained(dataset_id, SegAnyPETPlannerTiny, "3d_fullres", model, folds)
     return raw, model
 

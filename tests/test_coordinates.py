@@ -28,8 +28,9 @@ def _ramp_case(m, spacing):
     ramp = (5.0 + 0.02 * world[:, 0] - 0.03 * world[:, 1] + 0.01 * world[:, 2]).reshape(arr.shape)
     arr = np.where(arr > 0, ramp, 0).astype(np.float32)
     data, props = preprocess_image((arr, pet), None, m.plans_manager, m.configuration_manager, m.dataset_json)
-    geom = C.PreprocessingGeometry.from_properties(props, m.plans_manager.transpose_forward,
-                                                   m.configuration_manager.spacing)
+    geom = C.PreprocessingGeometry.from_properties(
+        props, m.plans_manager.transpose_forward, m.configuration_manager.spacing
+    )
     return pet, arr, data[0], props, geom
 
 

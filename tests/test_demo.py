@@ -13,10 +13,24 @@ from seganypet_nnunet.evaluation.plot import plot_mip_overlay
 
 
 def test_format_table_marks_heldout_and_missing_values():
-    rows = [{"structure": "liver", "automatic": 0.8, "baseline": 0.75, "dice_click_1": 0.5, "dice_click_3": 0.6,
-             "dice_click_5": None},
-            {"structure": "spleen", "automatic": None, "baseline": 0.1, "dice_click_1": 0.2, "dice_click_3": 0.3,
-             "dice_click_5": 0.4}]
+    rows = [
+        {
+            "structure": "liver",
+            "automatic": 0.8,
+            "baseline": 0.75,
+            "dice_click_1": 0.5,
+            "dice_click_3": 0.6,
+            "dice_click_5": None,
+        },
+        {
+            "structure": "spleen",
+            "automatic": None,
+            "baseline": 0.1,
+            "dice_click_1": 0.2,
+            "dice_click_3": 0.3,
+            "dice_click_5": 0.4,
+        },
+    ]
     lines = format_table(rows, unseen=("spleen",)).splitlines()
     liver = next(line for line in lines if line.strip().startswith("liver"))
     assert [c.strip() for c in liver.split("|")] == ["liver", "0.750", "0.800", "0.500", "0.600", "-"]
@@ -38,8 +52,15 @@ def test_mip_overlay_png(tmp_path):
 def test_demo_pipeline_at_test_size(nnunet_env, tmp_path, monkeypatch):
     """generate → plan (ours + baseline) → train both → predict → clicks → table, with the tiny presets."""
     settings = DemoSettings(
-        tmp_path / "demo", dataset_id=993, num_train=4, num_test=1, planner="SegAnyPETPlannerTiny",
-        trainer="SegAnyPETTrainer_heldout_spleen_tiny", baseline_trainer="nnUNetTrainer_seganypet_tiny", n_clicks=5)
+        tmp_path / "demo",
+        dataset_id=993,
+        num_train=4,
+        num_test=1,
+        planner="SegAnyPETPlannerTiny",
+        trainer="SegAnyPETTrainer_heldout_spleen_tiny",
+        baseline_trainer="nnUNetTrainer_seganypet_tiny",
+        n_clicks=5,
+    )
     result = run_demo(settings)
     structures = {row["structure"] for row in result["table"]}
     assert {"liver", "brain"} <= structures and result["unseen"] == ("spleen",)

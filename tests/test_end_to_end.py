@@ -44,8 +44,10 @@ def pipeline(tmp_path_factory):
         mp.setenv("nnUNet_def_n_proc", "1")
         mp.delenv("nnUNet_n_proc_DA", raising=False)  # nnU-Net's planner crashes with nnUNet_n_proc_DA=0
         raw = make_dataset(DATASET_ID, num_train=6, num_test=2)
-        _sh(["seganypet_plan_and_preprocess", "-d", str(DATASET_ID), "-pl", "SegAnyPETPlannerTiny", "-c",
-             "3d_fullres"], dict(os.environ))
+        _sh(
+            ["seganypet_plan_and_preprocess", "-d", str(DATASET_ID), "-pl", "SegAnyPETPlannerTiny", "-c", "3d_fullres"],
+            dict(os.environ),
+        )
         mp.setenv("nnUNet_n_proc_DA", "0")
         env = dict(os.environ)
 
@@ -57,15 +59,72 @@ def pipeline(tmp_path_factory):
         epoch1 = torch.load(os.path.join(fold, "checkpoint_latest.pth"), map_location="cpu", weights_only=False)
         logs_before = set(glob.glob(os.path.join(fold, "training_log_*.txt")))
 
-        _sh(["seganypet_train", str(DATASET_ID), "3d_fullres", "0", "-tr", TRAINER, "-p", PLANS, "-device", "cpu",
-             "--c"], env)
+        _sh(
+            [
+                "seganypet_train",
+                str(DATASET_ID),
+                "3d_fullres",
+                "0",
+                "-tr",
+                TRAINER,
+                "-p",
+                PLANS,
+                "-device",
+                "cpu",
+                "--c",
+            ],
+            env,
+        )
         out = root / "pred"
-        _sh(["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(out), "-d", str(DATASET_ID), "-c",
-             "3d_fullres", "-p", PLANS, "-tr", TRAINER, "-f", "0", "-device", "cpu", "-npp", "0", "-nps", "0"], env)
-        _sh(["nnUNetv2_evaluate_folder", str(raw / "labelsTs"), str(out), "-djfile", str(out / "dataset.json"),
-             "-pfile", str(out / "plans.json"), "-np", "1"], env)
-        yield {"root": root, "raw": raw, "fold": fold, "pred": out, "epoch1": epoch1, "env": env,
-               "new_logs": sorted(set(glob.glob(os.path.join(fold, "training_log_*.txt"))) - logs_before)}
+        _sh(
+            [
+                "nnUNetv2_predict",
+                "-i",
+                str(raw / "imagesTs"),
+                "-o",
+                str(out),
+                "-d",
+                str(DATASET_ID),
+                "-c",
+                "3d_fullres",
+                "-p",
+                PLANS,
+                "-tr",
+                TRAINER,
+                "-f",
+                "0",
+                "-device",
+                "cpu",
+                "-npp",
+                "0",
+                "-nps",
+                "0",
+            ],
+            env,
+        )
+        _sh(
+            [
+                "nnUNetv2_evaluate_folder",
+                str(raw / "labelsTs"),
+                str(out),
+                "-djfile",
+                str(out / "dataset.json"),
+                "-pfile",
+                str(out / "plans.json"),
+                "-np",
+                "1",
+            ],
+            env,
+        )
+        yield {
+            "root": root,
+            "raw": raw,
+            "fold": fold,
+            "pred": out,
+            "epoch1": epoch1,
+            "env": env,
+            "new_logs": sorted(set(glob.glob(os.path.join(fold, "training_log_*.txt"))) - logs_before),
+        }
 
 
 def test_results_layout_and_checkpoint_naming(pipeline):
@@ -111,8 +170,10 @@ def _torchvision_importable() -> bool:
 @pytest.mark.slow
 def test_stock_nnunetv2_train_via_ext_trainer(pipeline):
     if not _torchvision_importable():
-        pytest.skip("import torchvision fails here (CUDA build on CPU torch): nnU-Net's lookup of any trainer name "
-                    "but nnUNetTrainer crashes before reaching nnUNet_extTrainer (reference nnunet_on_cpu.md §4.3)")
+        pytest.skip(
+            "import torchvision fails here (CUDA build on CPU torch): nnU-Net's lookup of any trainer name "
+            "but nnUNetTrainer crashes before reaching nnUNet_extTrainer (reference nnunet_on_cpu.md §4.3)"
+        )
     from seganypet_nnunet.paths import trainer_ext_folder
 
     env = {**pipeline["env"], "nnUNet_extTrainer": str(trainer_ext_folder())}
@@ -126,11 +187,33 @@ def test_fresh_training_and_baseline_with_the_same_budget(pipeline, tmp_path):
     """The issue's literal command (no --c) on a fresh fold, and the stock-behaviour baseline, both predicted."""
     env = pipeline["env"]
     for trainer, plans in ((TRAINER, PLANS), ("nnUNetTrainer_seganypet_tiny", "nnUNetPlansTiny")):
-        _sh(["seganypet_train", str(DATASET_ID), "3d_fullres", "2", "-tr", trainer, "-p", plans, "-device", "cpu"],
-            env)
+        _sh(["seganypet_train", str(DATASET_ID), "3d_fullres", "2", "-tr", trainer, "-p", plans, "-device", "cpu"], env)
         out = tmp_path / trainer
-        _sh(["nnUNetv2_predict", "-i", str(pipeline["raw"] / "imagesTs"), "-o", str(out), "-d", str(DATASET_ID),
-             "-c", "3d_fullres", "-p", plans, "-tr", trainer, "-f", "2", "-device", "cpu", "-npp", "0", "-nps", "0"],
-            env)
+        _sh(
+            [
+                "nnUNetv2_predict",
+                "-i",
+                str(pipeline["raw"] / "imagesTs"),
+                "-o",
+                str(out),
+                "-d",
+                str(DATASET_ID),
+                "-c",
+                "3d_fullres",
+                "-p",
+                plans,
+                "-tr",
+                trainer,
+                "-f",
+                "2",
+                "-device",
+                "cpu",
+                "-npp",
+                "0",
+                "-nps",
+                "0",
+            ],
+            env,
+        )
         assert len(list(out.glob("*.nii.gz"))) == 2
         shutil.rmtree(out)

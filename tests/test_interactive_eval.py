@@ -36,10 +36,14 @@ SPACING_ZYX = (3.0, 1.5, 0.8)
 VOXEL_ML = 3.0 * 1.5 * 0.8 / 1000.0
 LABELS = {"background": 0, "liver": 1, "heart": 2, "lesion": 3}
 BOXES = {  # name: ((z0, z1), (y0, y1), (x0, x1)) inclusive, intensity, label
-    "A1": (((1, 3), (1, 4), (1, 5)), 5.0, 1), "A2": (((1, 2), (1, 2), (8, 9)), 5.0, 1),
-    "B": (((5, 6), (1, 4), (1, 4)), 10.0, 2), "H": (((5, 6), (1, 4), (5, 7)), 12.0, 0),
-    "L1": (((1, 3), (8, 11), (1, 4)), 20.0, 3), "S": (((1, 3), (8, 11), (5, 8)), 22.0, 0),
-    "T": (((2, 2), (9, 10), (9, 9)), 22.8, 0), "L2": (((5, 6), (10, 12), (14, 16)), 0.5, 3),
+    "A1": (((1, 3), (1, 4), (1, 5)), 5.0, 1),
+    "A2": (((1, 2), (1, 2), (8, 9)), 5.0, 1),
+    "B": (((5, 6), (1, 4), (1, 4)), 10.0, 2),
+    "H": (((5, 6), (1, 4), (5, 7)), 12.0, 0),
+    "L1": (((1, 3), (8, 11), (1, 4)), 20.0, 3),
+    "S": (((1, 3), (8, 11), (5, 8)), 22.0, 0),
+    "T": (((2, 2), (9, 10), (9, 9)), 22.8, 0),
+    "L2": (((5, 6), (10, 12), (14, 16)), 0.5, 3),
 }
 TOL = 2.0
 
@@ -97,8 +101,9 @@ def write_case(root: Path, cid: str, instances: bool = False) -> None:
     sitk.WriteImage(to_sitk(img), str(root / "imagesTs" / f"{cid}_0000.nii.gz"))
     sitk.WriteImage(to_sitk(ref), str(root / "labelsTs" / f"{cid}.nii.gz"))
     if instances:  # numbering opposite to raster order: L2 = 1, L1 = 2
-        sitk.WriteImage(to_sitk((box("L2") * 1 + box("L1") * 2).astype(np.uint8)),
-                        str(root / "instancesTs" / f"{cid}.nii.gz"))
+        sitk.WriteImage(
+            to_sitk((box("L2") * 1 + box("L1") * 2).astype(np.uint8)), str(root / "instancesTs" / f"{cid}.nii.gz")
+        )
 
 
 @pytest.fixture
@@ -111,19 +116,28 @@ def factory(segmenters: list):
     def make(case: EvalCase) -> RegionGrowing:
         segmenters.append(RegionGrowing(sitk.ReadImage(str(case.image_files[0]))))
         return segmenters[-1]
+
     return make
 
 
 EXPECTED_DICE = {
-    "liver": [120 / 128, 1.0, 1.0, 1.0], "heart": [64 / 88, 1.0, 1.0, 1.0],
-    "lesion_1": [96 / 146, 96 / 98, 1.0, 1.0], "lesion_2": [0.0, 0.0, 0.0, 0.0],
+    "liver": [120 / 128, 1.0, 1.0, 1.0],
+    "heart": [64 / 88, 1.0, 1.0, 1.0],
+    "lesion_1": [96 / 146, 96 / 98, 1.0, 1.0],
+    "lesion_2": [0.0, 0.0, 0.0, 0.0],
 }
 
 
 def test_protocol_clicks_dice_coordinates_and_means(raw: Path):
     segs: list = []
-    s = evaluate_interactive(find_cases(raw / "imagesTs", raw / "labelsTs"), factory(segs), LABELS, n_clicks=4,
-                             tolerance_mm=TOL, output_folder=raw / "out")
+    s = evaluate_interactive(
+        find_cases(raw / "imagesTs", raw / "labelsTs"),
+        factory(segs),
+        LABELS,
+        n_clicks=4,
+        tolerance_mm=TOL,
+        output_folder=raw / "out",
+    )
     targets = s["cases"]["caseA"]["targets"]
     assert set(targets) == set(EXPECTED_DICE)
     for name, want in EXPECTED_DICE.items():
@@ -157,8 +171,9 @@ def test_protocol_clicks_dice_coordinates_and_means(raw: Path):
     lesion_mean = [(a + b) / 2 for a, b in zip(EXPECTED_DICE["lesion_1"], EXPECTED_DICE["lesion_2"], strict=True)]
     assert [r["dice"] for r in per["lesion"]["per_click"]] == pytest.approx(lesion_mean)
     assert per["lesion"]["n_targets"] == 2
-    overall = [(a + b + c) / 3 for a, b, c in zip(EXPECTED_DICE["liver"], EXPECTED_DICE["heart"], lesion_mean,
-                                                  strict=True)]
+    overall = [
+        (a + b + c) / 3 for a, b, c in zip(EXPECTED_DICE["liver"], EXPECTED_DICE["heart"], lesion_mean, strict=True)
+    ]
     assert [r["dice"] for r in s["mean"]["overall"]["per_click"]] == pytest.approx(overall)
     assert s["mean"]["overall"]["last"]["dice"] == pytest.approx(overall[-1])
     assert per["lesion"]["per_click"][0]["hd95_n_finite"] == 1
@@ -205,8 +220,15 @@ def test_automatic_and_baseline_dice_and_structure_table(raw: Path):
     for name, arr in (("auto", auto), ("base", base)):
         (raw / name).mkdir()
         sitk.WriteImage(to_sitk(arr), str(raw / name / "caseA.nii.gz"))
-    s = evaluate_interactive(find_cases(raw / "imagesTs", raw / "labelsTs"), factory([]), LABELS, n_clicks=3,
-                             auto_pred=raw / "auto", baseline_pred=raw / "base", output_folder=raw / "out")
+    s = evaluate_interactive(
+        find_cases(raw / "imagesTs", raw / "labelsTs"),
+        factory([]),
+        LABELS,
+        n_clicks=3,
+        auto_pred=raw / "auto",
+        baseline_pred=raw / "base",
+        output_folder=raw / "out",
+    )
     assert s["automatic"]["mean"] == pytest.approx({"liver": 120 / 128, "heart": 64 / 88, "lesion": 1.0})
     assert s["baseline"]["per_case"]["caseA"] == pytest.approx({"liver": 1.0, "heart": 1.0, "lesion": 36 / 84})
     rows = {r["structure"]: r for r in structure_table(s, clicks=(1, 3, 5))}
@@ -242,9 +264,29 @@ def test_cli_with_real_session_on_untrained_model(tmp_path: Path, monkeypatch: p
 
     raw_folder, model = inference_data.setup_model(tmp_path, monkeypatch)
     out = tmp_path / "eval"
-    monkeypatch.setattr(sys, "argv", ["seganypet_evaluate", "-i", str(raw_folder / "imagesTr"), "-ref",
-                                      str(raw_folder / "labelsTr"), "-o", str(out), "-d", "990", "-c", "3d_fullres",
-                                      "-p", "SegAnyPETPlansTiny", "-n_clicks", "2", "-device", "cpu"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "seganypet_evaluate",
+            "-i",
+            str(raw_folder / "imagesTr"),
+            "-ref",
+            str(raw_folder / "labelsTr"),
+            "-o",
+            str(out),
+            "-d",
+            "990",
+            "-c",
+            "3d_fullres",
+            "-p",
+            "SegAnyPETPlansTiny",
+            "-n_clicks",
+            "2",
+            "-device",
+            "cpu",
+        ],
+    )
     evaluate_entry()
     s = json.loads((out / "summary.json").read_text())
     assert s["settings"]["model_folder"] == str(model) and s["settings"]["folds"] == ["0"]

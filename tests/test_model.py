@@ -56,8 +56,9 @@ def _prompts(kind: str, batch: int = B, seed: int = 2) -> Prompts:
 
 
 def test_built_through_nnunet_plans_with_dotted_strings(net: SegAnyPETNet) -> None:
-    arch = build_arch_kwargs(plain_unet_arch(features_per_stage=[8, 16], strides=[[1, 1, 1], [2, 2, 2]]),
-                             "tiny", ["log1p_suv"])
+    arch = build_arch_kwargs(
+        plain_unet_arch(features_per_stage=[8, 16], strides=[[1, 1, 1], [2, 2, 2]]), "tiny", ["log1p_suv"]
+    )
     assert json.loads(json.dumps(arch)) == arch
     assert arch["network_class_name"] == "seganypet_nnunet.model.network.SegAnyPETNet"
     assert isinstance(arch["arch_kwargs"]["conv_op"], str)
@@ -144,8 +145,9 @@ def test_embedding_batch_one_broadcasts(net: SegAnyPETNet) -> None:
     with torch.no_grad():
         emb = net.encode(x)
         many, _ = net.decode(emb, _prompts("mixed"))
-        one, _ = net.decode(emb, Prompts(**{k: (v[1:] if v is not None else None)
-                                            for k, v in _prompts("mixed").__dict__.items()}))
+        one, _ = net.decode(
+            emb, Prompts(**{k: (v[1:] if v is not None else None) for k, v in _prompts("mixed").__dict__.items()})
+        )
     torch.testing.assert_close(many[1:], one)
 
 
@@ -210,8 +212,14 @@ def test_grid_config_and_sizes(net: SegAnyPETNet) -> None:
     assert net.compute_conv_feature_map_size(PATCH) > net.image_encoder.compute_conv_feature_map_size(PATCH)
     with pytest.raises(ValueError, match="input_transforms"):
         build_network_from_arch(
-            build_arch_kwargs(plain_unet_arch(features_per_stage=[8, 16], strides=[[1, 1, 1], [2, 2, 2]]), "tiny",
-                              ["log1p_suv", "identity"]), input_channels=1, num_classes=2)
+            build_arch_kwargs(
+                plain_unet_arch(features_per_stage=[8, 16], strides=[[1, 1, 1], [2, 2, 2]]),
+                "tiny",
+                ["log1p_suv", "identity"],
+            ),
+            input_channels=1,
+            num_classes=2,
+        )
 
 
 def test_initialize_matches_nnunet_contract(net: SegAnyPETNet) -> None:
@@ -227,8 +235,9 @@ def test_sample_at_points_reads_voxel_centres() -> None:
     feats = torch.arange(4 * 6 * 8, dtype=torch.float32).view(1, 1, 4, 6, 8)
     pts = torch.tensor([[[0.0, 0.0, 0.0], [3.0, 5.0, 7.0], [1.0, 2.0, 3.0]]])
     out = sample_at_points(feats, pts, (4, 6, 8))
-    torch.testing.assert_close(out[0, :, 0], torch.stack([feats[0, 0, 0, 0, 0], feats[0, 0, 3, 5, 7],
-                                                          feats[0, 0, 1, 2, 3]]))
+    torch.testing.assert_close(
+        out[0, :, 0], torch.stack([feats[0, 0, 0, 0, 0], feats[0, 0, 3, 5, 7], feats[0, 0, 1, 2, 3]])
+    )
     # stride-2 grid: input voxels 2i, 2i+1 straddle the centre of cell i; (2i + 0.5) is exactly the cell centre.
     coarse = sample_at_points(feats[:, :, ::2, ::2, ::2].contiguous(), torch.tensor([[[2.5, 4.5, 0.5]]]), (4, 6, 8))
     torch.testing.assert_close(coarse[0, 0, 0], feats[0, 0, 2, 4, 0])
@@ -243,15 +252,27 @@ def test_click_maps_mark_clicks_and_previous_mask() -> None:
     labels = torch.tensor([[1, 0, -1]])
     mask = torch.full((1, 1, 16, 16, 16), -10.0)
     mask[..., :8, :, :] = 10.0
-    maps = enc(points=pts, labels=labels, highres_unit=hr, patch_shape=(16, 16, 16), mask=mask,
-               mask_present=torch.tensor([True]))
+    maps = enc(
+        points=pts,
+        labels=labels,
+        highres_unit=hr,
+        patch_shape=(16, 16, 16),
+        mask=mask,
+        mask_present=torch.tensor([True]),
+    )
     assert maps.shape == (1, 5, 8, 8, 8)
     assert maps[0, 0, 0, 0, 0] > 0.9 and maps[0, 0, 7, 7, 7] < 1e-3  # positive Gaussian at cell 0
     assert maps[0, 1, 6, 6, 6] > 0.9 and maps[0, 1, 0, 0, 0] < 1e-3  # negative Gaussian at cell 6
     torch.testing.assert_close(maps[0, 2, 0, 0, 0], torch.tensor(1.0))  # cosine similarity to itself
     assert maps[0, 4, :4].min() > 0.99 and maps[0, 4, 4:].max() < 1e-3  # previous mask probability
-    none = enc(points=None, labels=None, highres_unit=hr, patch_shape=(16, 16, 16), mask=mask,
-               mask_present=torch.tensor([False]))
+    none = enc(
+        points=None,
+        labels=None,
+        highres_unit=hr,
+        patch_shape=(16, 16, 16),
+        mask=mask,
+        mask_present=torch.tensor([False]),
+    )
     assert float(none.abs().max()) == 0.0
 
 
@@ -263,8 +284,14 @@ def test_sgd_adamw_matches_torch_optimizers() -> None:
     ref_a, ref_b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
     ref_a.load_state_dict(a.state_dict())
     ref_b.load_state_dict(b.state_dict())
-    ours = SGDAdamW([{"params": a.parameters()}, {"params": b.parameters(), "rule": "adamw", "lr_scale": 0.1,
-                                                  "weight_decay": 0.01}], 1e-2, weight_decay=3e-5)
+    ours = SGDAdamW(
+        [
+            {"params": a.parameters()},
+            {"params": b.parameters(), "rule": "adamw", "lr_scale": 0.1, "weight_decay": 0.01},
+        ],
+        1e-2,
+        weight_decay=3e-5,
+    )
     sgd = torch.optim.SGD(ref_a.parameters(), 1e-2, momentum=0.99, nesterov=True, weight_decay=3e-5)
     adamw = torch.optim.AdamW(ref_b.parameters(), 1e-3, weight_decay=0.01)
     for _ in range(3):

@@ -33,9 +33,10 @@ def tiny_planned(small_synthetic_raw: Path, tmp_path_factory: pytest.TempPathFac
         mp.setenv("nnUNet_n_proc_DA", "0")
         raw = root / "nnUNet_raw" / small_synthetic_raw.name
         shutil.copytree(small_synthetic_raw, raw)
-        dataset_id = int(raw.name[len("Dataset"):len("Dataset") + 3])
-        result = plan_and_preprocess([dataset_id], planner="SegAnyPETPlannerTiny", num_processes=1,
-                                     fingerprint_processes=1)
+        dataset_id = int(raw.name[len("Dataset") : len("Dataset") + 3])
+        result = plan_and_preprocess(
+            [dataset_id], planner="SegAnyPETPlannerTiny", num_processes=1, fingerprint_processes=1
+        )
         yield result, raw, root / "nnUNet_preprocessed" / raw.name
 
 
@@ -82,7 +83,7 @@ def test_network_builds_through_nnunet_and_patch_fits_token_grid(tiny_planned) -
     _, token_stride = token_level(strides, net.config.token_stride)
     grid = net.prompt_grid_shape(patch)
     assert list(grid) == [p // s for p, s in zip(patch, token_stride, strict=True)]
-    assert math.prod(token_stride) >= net.config.token_stride ** 3
+    assert math.prod(token_stride) >= net.config.token_stride**3
 
     with torch.no_grad():
         out = net(torch.rand(1, n_in, *patch))
@@ -103,8 +104,10 @@ def test_pet_normalisation_and_baseline_from_same_fingerprint(tiny_planned) -> N
 
     fingerprint = _load(preprocessed / "dataset_fingerprint.json")
     for plans in (ours, base):
-        assert plans["foreground_intensity_properties_per_channel"] == \
-            fingerprint["foreground_intensity_properties_per_channel"]
+        assert (
+            plans["foreground_intensity_properties_per_channel"]
+            == fingerprint["foreground_intensity_properties_per_channel"]
+        )
     assert ours["original_median_shape_after_transp"] == base["original_median_shape_after_transp"]
     for key in ("patch_size", "batch_size", "spacing"):
         assert cfg[key] == base_cfg[key], key
@@ -169,9 +172,17 @@ def test_default_preset_on_whole_body_fingerprint(raw_dataset_in_env, nnunet_env
     fingerprint = {  # array order (z, y, x) as nnU-Net stores it; intensities are irrelevant for the patch
         "spacings": [list(whole_body.grid_spacing[::-1])] * n,
         "shapes_after_crop": [list(whole_body.grid_shape_xyz[::-1])] * n,
-        "foreground_intensity_properties_per_channel": {"0": {"max": 20.0, "mean": 2.0, "median": 1.5, "min": 0.0,
-                                                              "percentile_00_5": 0.1, "percentile_99_5": 15.0,
-                                                              "std": 2.0}},
+        "foreground_intensity_properties_per_channel": {
+            "0": {
+                "max": 20.0,
+                "mean": 2.0,
+                "median": 1.5,
+                "min": 0.0,
+                "percentile_00_5": 0.1,
+                "percentile_99_5": 15.0,
+                "std": 2.0,
+            }
+        },
         "median_relative_size_after_cropping": 1.0,
     }
     folder = nnunet_env.preprocessed / raw.name
@@ -197,8 +208,10 @@ def test_cli_help_and_errors(raw_dataset_in_env, monkeypatch, capsys) -> None:
     for flag in ("-pl", "-np", "--no_pp", "--verify_dataset_integrity", "-gpu_memory_target", "--no_baseline"):
         assert flag in help_text
 
-    for argv, expected in ((["-d", "901", "-pl", "NoSuchPlanner"], "SegAnyPETPlannerTiny"),
-                           (["-d", "998"], "dataset id 998 not found")):
+    for argv, expected in (
+        (["-d", "901", "-pl", "NoSuchPlanner"], "SegAnyPETPlannerTiny"),
+        (["-d", "998"], "dataset id 998 not found"),
+    ):
         monkeypatch.setattr(sys, "argv", ["seganypet_plan_and_preprocess", *argv])
         with pytest.raises(SystemExit) as excinfo:
             plan_and_preprocess_entry()

@@ -26,8 +26,27 @@ def _cli(args, cwd):
 
 
 def _base(raw, out, extra=()):
-    return ["-i", str(raw / "imagesTs"), "-o", str(out), "-d", "990", "-c", "3d_fullres", "-p", "SegAnyPETPlansTiny",
-            "-f", "0", "-device", "cpu", "-npp", "0", "-nps", "0", *extra]
+    return [
+        "-i",
+        str(raw / "imagesTs"),
+        "-o",
+        str(out),
+        "-d",
+        "990",
+        "-c",
+        "3d_fullres",
+        "-p",
+        "SegAnyPETPlansTiny",
+        "-f",
+        "0",
+        "-device",
+        "cpu",
+        "-npp",
+        "0",
+        "-nps",
+        "0",
+        *extra,
+    ]
 
 
 def test_automatic_equals_stock_predictor(model, tmp_path):
@@ -46,8 +65,11 @@ def test_automatic_equals_stock_predictor(model, tmp_path):
         ours = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{case}.nii.gz")))
         ref = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "stock" / f"{case}.nii.gz")))
         np.testing.assert_array_equal(ours, ref)
-        np.testing.assert_allclose(np.load(out / f"{case}.npz")["probabilities"],
-                                   np.load(tmp_path / "stock" / f"{case}.npz")["probabilities"], atol=1e-6)
+        np.testing.assert_allclose(
+            np.load(out / f"{case}.npz")["probabilities"],
+            np.load(tmp_path / "stock" / f"{case}.npz")["probabilities"],
+            atol=1e-6,
+        )
         assert (out / f"{case}.pkl").is_file()
     assert {"dataset.json", "plans.json", "predict_from_raw_data_args.json"} <= {p.name for p in out.iterdir()}
 
@@ -60,10 +82,20 @@ def test_prompted_writes_label_map_and_per_target(model, tmp_path):
     raw, folder = model
     pet = sitk.ReadImage(str(raw / "imagesTs" / "test01_0000.nii.gz"))
     world = list(pet.TransformContinuousIndexToPhysicalPoint((12.0, 18.0, 20.0)))
-    doc = _doc({"test01": {"targets": [
-        {"name": "lesion", "points": [{"coord": [12, 18, 20], "space": "voxel", "positive": True}]},
-        {"name": "liver", "points": [{"coord": world, "space": "world"}],
-         "boxes": [{"min": [4, 6, 8], "max": [16, 24, 30], "space": "voxel"}]}]}})
+    doc = _doc(
+        {
+            "test01": {
+                "targets": [
+                    {"name": "lesion", "points": [{"coord": [12, 18, 20], "space": "voxel", "positive": True}]},
+                    {
+                        "name": "liver",
+                        "points": [{"coord": world, "space": "world"}],
+                        "boxes": [{"min": [4, 6, 8], "max": [16, 24, 30], "space": "voxel"}],
+                    },
+                ]
+            }
+        }
+    )
     pf = tmp_path / "prompts.json"
     pf.write_text(json.dumps(doc))
     out = tmp_path / "out"
@@ -85,16 +117,24 @@ def test_prompted_writes_label_map_and_per_target(model, tmp_path):
 
 
 BAD = {
-    "outside": ({"test00": {"targets": [{"name": "a", "points": [{"coord": [500, 1, 1], "space": "voxel"}]}]}},
-                "case 'test00' target 'a' points[0].coord"),
+    "outside": (
+        {"test00": {"targets": [{"name": "a", "points": [{"coord": [500, 1, 1], "space": "voxel"}]}]}},
+        "case 'test00' target 'a' points[0].coord",
+    ),
     "no_case": ({"nope": {"targets": [{"name": "a", "points": [{"coord": [1, 1, 1]}]}]}}, "case 'nope' does not"),
-    "missing_coord": ({"test00": {"targets": [{"name": "a", "points": [{"space": "voxel"}]}]}},
-                      "case 'test00' targets[0].points[0]: missing field 'coord'"),
+    "missing_coord": (
+        {"test00": {"targets": [{"name": "a", "points": [{"space": "voxel"}]}]}},
+        "case 'test00' targets[0].points[0]: missing field 'coord'",
+    ),
     "wrong_length": ({"test00": {"targets": [{"name": "a", "points": [{"coord": [1, 2]}]}]}}, "points[0].coord"),
-    "bad_space": ({"test00": {"targets": [{"name": "a", "points": [{"coord": [1, 2, 3], "space": "mm"}]}]}},
-                  "points[0].space"),
-    "box_order": ({"test00": {"targets": [{"name": "a", "boxes": [{"min": [5, 5, 5], "max": [1, 9, 9]}]}]}},
-                  "boxes[0]: min"),
+    "bad_space": (
+        {"test00": {"targets": [{"name": "a", "points": [{"coord": [1, 2, 3], "space": "mm"}]}]}},
+        "points[0].space",
+    ),
+    "box_order": (
+        {"test00": {"targets": [{"name": "a", "boxes": [{"min": [5, 5, 5], "max": [1, 9, 9]}]}]}},
+        "boxes[0]: min",
+    ),
     "no_targets": ({"test00": {"targets": []}}, "'targets' must be a non-empty list"),
 }
 

@@ -156,8 +156,9 @@ def _labelled_patch() -> np.ndarray:
 
 def test_sample_targets_classes_instances_exclusion():
     seg = _labelled_patch()
-    targets = sample_targets(seg, np.random.default_rng(0), exclude_labels=(3,), lesion_label=11, p_union=0,
-                             p_subregion=0, min_voxels=10)
+    targets = sample_targets(
+        seg, np.random.default_rng(0), exclude_labels=(3,), lesion_label=11, p_union=0, p_subregion=0, min_voxels=10
+    )
     kinds = [t.kind for t in targets]
     assert kinds == ["class", "class", "instance", "instance"]
     np.testing.assert_array_equal(targets[0].mask, seg == 1)
@@ -166,8 +167,9 @@ def test_sample_targets_classes_instances_exclusion():
     np.testing.assert_array_equal(blobs[0], _cube(SHAPE, (5, 18, 22), 1))
     np.testing.assert_array_equal(blobs[1], _cube(SHAPE, (16, 20, 24), 2))
     for seed in range(10):  # excluded label 3 never appears, alone or inside unions / sub-regions
-        for t in sample_targets(seg, np.random.default_rng(seed), exclude_labels=(3,), lesion_label=11, p_union=1,
-                                p_subregion=1):
+        for t in sample_targets(
+            seg, np.random.default_rng(seed), exclude_labels=(3,), lesion_label=11, p_union=1, p_subregion=1
+        ):
             assert not (t.mask & (seg == 3)).any()
 
 

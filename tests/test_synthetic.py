@@ -34,8 +34,13 @@ def whole_body_fdg():
 
 def test_fdg_organ_means_in_literature_ranges(whole_body_fdg):
     pet, labels = _arrays(whole_body_fdg)
-    checks = {"liver": FDG.ranges["LIVER"], "spleen": FDG.ranges["SPLEEN"], "lung_left": FDG.ranges["LUNG"],
-              "lung_right": FDG.ranges["LUNG"], "brain": (7.0, 10.5)}
+    checks = {
+        "liver": FDG.ranges["LIVER"],
+        "spleen": FDG.ranges["SPLEEN"],
+        "lung_left": FDG.ranges["LUNG"],
+        "lung_right": FDG.ranges["LUNG"],
+        "brain": (7.0, 10.5),
+    }
     for name, (lo, hi) in checks.items():
         mask = _interior(labels, name)
         assert mask.sum() > 50, name
@@ -192,8 +197,25 @@ def test_dataset_layout_and_patients(small_synthetic_raw):
 def test_cli_writes_ct_channel_and_overwrites(tmp_path):
     exe = shutil.which("seganypet_make_synthetic")
     cmd = [exe] if exe else [sys.executable, "-m", "seganypet_nnunet.synthetic.cli"]
-    args = ["-d", "903", "-n", "CliTest", "-num_train", "2", "-num_test", "1", "--small", "--ct", "--oblique",
-            "-max_lesions", "2", "-seed", "3", "-o", str(tmp_path)]
+    args = [
+        "-d",
+        "903",
+        "-n",
+        "CliTest",
+        "-num_train",
+        "2",
+        "-num_test",
+        "1",
+        "--small",
+        "--ct",
+        "--oblique",
+        "-max_lesions",
+        "2",
+        "-seed",
+        "3",
+        "-o",
+        str(tmp_path),
+    ]
     for _ in range(2):  # second run overwrites in place
         subprocess.run(cmd + args, check=True, capture_output=True, text=True)
     folder = tmp_path / "Dataset903_CliTest"
@@ -215,11 +237,19 @@ def test_nnunet_plan_and_preprocess_accepts_dataset(raw_dataset_in_env, nnunet_e
     assert exe, "nnUNetv2_plan_and_preprocess is not on PATH"
     # nnU-Net 2.8.1's planner calls torch.set_num_threads(nnUNet_n_proc_DA), which rejects 0: planning needs >= 1.
     env = dict(os.environ, nnUNet_n_proc_DA="1")
-    result = subprocess.run([exe, "-d", str(dataset_id), "-c", "3d_fullres", "--verify_dataset_integrity",
-                             "-np", "1"], capture_output=True, text=True, env=env, timeout=900)
+    result = subprocess.run(
+        [exe, "-d", str(dataset_id), "-c", "3d_fullres", "--verify_dataset_integrity", "-np", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     folder = nnunet_env.preprocessed / "Dataset901_SyntheticPETSmall"
     plans = json.loads((folder / "nnUNetPlans.json").read_text())
     assert "3d_fullres" in plans["configurations"]
-    assert len(list((folder / "nnUNetPlans_3d_fullres").glob("*.b2nd"))) + \
-        len(list((folder / "nnUNetPlans_3d_fullres").glob("*.npz"))) >= 6
+    assert (
+        len(list((folder / "nnUNetPlans_3d_fullres").glob("*.b2nd")))
+        + len(list((folder / "nnUNetPlans_3d_fullres").glob("*.npz")))
+        >= 6
+    )

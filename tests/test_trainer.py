@@ -30,9 +30,25 @@ def tiny_preprocessed(tmp_path_factory):
         for key, value in {**env, "nnUNet_def_n_proc": "1"}.items():
             mp.setenv(key, value)
         make_dataset(DATASET_ID, num_train=6, num_test=0)
-        subprocess.run([sys.executable, "-m", "seganypet_nnunet.run.plan_and_preprocess", "-d", str(DATASET_ID),
-                        "-pl", "SegAnyPETPlannerTiny", "-c", "3d_fullres", "-np", "1", "--no_baseline"],
-                       check=True, env=dict(os.environ), capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "seganypet_nnunet.run.plan_and_preprocess",
+                "-d",
+                str(DATASET_ID),
+                "-pl",
+                "SegAnyPETPlannerTiny",
+                "-c",
+                "3d_fullres",
+                "-np",
+                "1",
+                "--no_baseline",
+            ],
+            check=True,
+            env=dict(os.environ),
+            capture_output=True,
+        )
         mp.setenv("nnUNet_n_proc_DA", "0")  # after planning: nnU-Net's planner calls set_num_threads(n_proc_DA)
         yield root
 
@@ -48,8 +64,12 @@ def _unused_by_nnunet_loss(trainer) -> set[str]:
     """Seg-head parameters of deep-supervision outputs that nnU-Net's own loss weights by 0 outside DDP."""
     seg_layers = trainer.network.decoder.seg_layers
     zero = [i for i, w in enumerate(trainer.loss.weight_factors) if w == 0]
-    return {n for i in zero for n, _ in trainer.network.named_parameters()
-            if f"decoder.seg_layers.{len(seg_layers) - 1 - i}." in n}
+    return {
+        n
+        for i in zero
+        for n, _ in trainer.network.named_parameters()
+        if f"decoder.seg_layers.{len(seg_layers) - 1 - i}." in n
+    }
 
 
 class SegAnyPETTrainer_tiny_first_round(SegAnyPETTrainer_tiny):

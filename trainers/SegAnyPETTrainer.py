@@ -68,8 +68,7 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
     grad_clip: float = 12.0
     prompt_lr_scale: float = 0.1
 
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = CUDA):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict, device: torch.device = CUDA):
         super().__init__(plans, configuration, fold, dataset_json, device)
         labels = self.dataset_json["labels"]
         unknown = [n for n in self.heldout_labels if n not in labels]
@@ -87,9 +86,13 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
         ids = {id(p) for p in backbone}
         head = [p for p in net.parameters() if id(p) not in ids]
         optimizer = SGDAdamW(
-            [{"params": backbone}, {"params": head, "rule": "adamw", "lr_scale": self.prompt_lr_scale,
-                                    "weight_decay": 0.0}],
-            self.initial_lr, momentum=0.99, weight_decay=self.weight_decay,
+            [
+                {"params": backbone},
+                {"params": head, "rule": "adamw", "lr_scale": self.prompt_lr_scale, "weight_decay": 0.0},
+            ],
+            self.initial_lr,
+            momentum=0.99,
+            weight_decay=self.weight_decay,
         )
         return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
 
@@ -97,8 +100,11 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
         """nnU-Net's step with the promptable loss added; ``batch['target']`` is the deep-supervision list."""
         data = batch["data"].to(self.device, non_blocking=True)
         target = batch["target"]
-        target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) else \
-            target.to(self.device, non_blocking=True)
+        target = (
+            [t.to(self.device, non_blocking=True) for t in target]
+            if isinstance(target, list)
+            else target.to(self.device, non_blocking=True)
+        )
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
             embedding = self._module().encode(data)
@@ -142,8 +148,9 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
             masks (B, X, Y, Z) bool, network-input voxels; valid (B,) bool (False: no eligible target in the patch).
         """
         seg_np = np.clip(seg[:, 0].detach().cpu().numpy().astype(np.int16), 0, None)  # nnU-Net pads with -1
-        return pick_targets(seg_np, self.prompt_rng, exclude_labels=self.heldout_label_ids,
-                            lesion_label=self.lesion_label_id)
+        return pick_targets(
+            seg_np, self.prompt_rng, exclude_labels=self.heldout_label_ids, lesion_label=self.lesion_label_id
+        )
 
     def _module(self) -> nn.Module:
         """The bare SegAnyPETNet (without DDP / torch.compile wrappers)."""
@@ -176,5 +183,5 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
         flat /= dist.get_world_size()
         offset = 0
         for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()

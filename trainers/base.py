@@ -37,8 +37,7 @@ class SeganypetBaseTrainer(nnUNetTrainer):
 
     budget: ClassVar[dict[str, int]] = {}
 
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = CUDA):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict, device: torch.device = CUDA):
         super().__init__(plans, configuration, fold, dataset_json, device)
         for name, value in self.budget.items():
             if not hasattr(self, name):

@@ -28,11 +28,20 @@ class SGDAdamW(torch.optim.Optimizer):
     """
 
     def __init__(
-        self, params: Iterable[dict], lr: float, *, momentum: float = 0.99, weight_decay: float = 0.0,
-        betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, rule: str = "sgd", lr_scale: float = 1.0,
+        self,
+        params: Iterable[dict],
+        lr: float,
+        *,
+        momentum: float = 0.99,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        rule: str = "sgd",
+        lr_scale: float = 1.0,
     ) -> None:
-        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, betas=betas, eps=eps, rule=rule,
-                        lr_scale=lr_scale)
+        defaults = dict(
+            lr=lr, momentum=momentum, weight_decay=weight_decay, betas=betas, eps=eps, rule=rule, lr_scale=lr_scale
+        )
         super().__init__(params, defaults)
         for group in self.param_groups:
             if group["rule"] not in ("sgd", "adamw"):

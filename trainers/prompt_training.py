@@ -71,16 +71,16 @@ class ClickState:
                 state.labels[b, 0] = 1
         return state
 
-    def add_correction_clicks(self, pred: np.ndarray, masks: np.ndarray, valid: np.ndarray,
-                              rng: np.random.Generator) -> None:
+    def add_correction_clicks(
+        self, pred: np.ndarray, masks: np.ndarray, valid: np.ndarray, rng: np.random.Generator
+    ) -> None:
         """Appends one click per sample in the error of ``pred`` (B, X, Y, Z) bool vs ``masks`` (padding if none)."""
         coords, labels, _ = next_clicks_batch(pred, masks, rng)
         labels = np.where(valid, labels, -1)
         self.points = np.concatenate([self.points, coords[:, None]], axis=1)
         self.labels = np.concatenate([self.labels, labels[:, None]], axis=1)
 
-    def to_prompts(self, prev_logits: torch.Tensor | None, device: torch.device,
-                   patch_shape: Sequence[int]) -> Prompts:
+    def to_prompts(self, prev_logits: torch.Tensor | None, device: torch.device, patch_shape: Sequence[int]) -> Prompts:
         """Tensors on ``device``. ``prev_logits`` (B, 1, *patch_shape) is the dense prompt; None gives a zero mask
         marked absent, so the mask encoder and the learned "no mask" embedding are both in every graph (DDP)."""
         n = self.points.shape[0]
@@ -92,13 +92,18 @@ class ClickState:
             point_labels=torch.as_tensor(self.labels, dtype=torch.int64, device=device),
             boxes=torch.as_tensor(self.boxes, dtype=torch.float32, device=device),
             box_mask=torch.as_tensor(self.box_mask, device=device),
-            mask=prev_logits, mask_present=present,
+            mask=prev_logits,
+            mask_present=present,
         )
 
 
 def promptable_loss(
-    mask_logits: torch.Tensor, iou_pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
-    iou_weight: float = 1.0, smooth: float = 1e-5,
+    mask_logits: torch.Tensor,
+    iou_pred: torch.Tensor,
+    target: torch.Tensor,
+    valid: torch.Tensor,
+    iou_weight: float = 1.0,
+    smooth: float = 1e-5,
 ) -> torch.Tensor:
     """Soft Dice + BCE on the mask logits, + ``iou_weight`` x MSE of the IoU head vs the achieved IoU.
 

@@ -9,8 +9,11 @@ from seganypet_nnunet.trainers.SegAnyPETTrainer import SegAnyPETTrainer
 
 
 def _classes(module) -> dict[str, type[nnUNetTrainer]]:
-    return {k: v for k, v in vars(module).items()
-            if isinstance(v, type) and issubclass(v, nnUNetTrainer) and v.__module__ == module.__name__}
+    return {
+        k: v
+        for k, v in vars(module).items()
+        if isinstance(v, type) and issubclass(v, nnUNetTrainer) and v.__module__ == module.__name__
+    }
 
 
 TRAINERS: dict[str, type[nnUNetTrainer]] = {

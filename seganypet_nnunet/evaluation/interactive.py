@@ -90,7 +90,10 @@ class ClickRecord:
 
 
 def find_cases(
-    images_dir: Path, labels_dir: Path, instances_dir: Path | None = None, n_channels: int = 1,
+    images_dir: Path,
+    labels_dir: Path,
+    instances_dir: Path | None = None,
+    n_channels: int = 1,
     file_ending: str = ".nii.gz",
 ) -> list[EvalCase]:
     """Cases of an nnU-Net raw images folder, each with its reference (and instance map if a folder is given).
@@ -143,7 +146,10 @@ def structure_labels(labels: Mapping[str, int | Sequence[int]], target_names: Se
 
 
 def case_targets(
-    ref: np.ndarray, instances: np.ndarray | None, structures: Mapping[str, int], lesion_names: Sequence[str],
+    ref: np.ndarray,
+    instances: np.ndarray | None,
+    structures: Mapping[str, int],
+    lesion_names: Sequence[str],
 ) -> list[EvalTarget]:
     """Targets of one case: each present structure; lesion structures split per instance (map, else 26-conn CC).
 
@@ -169,13 +175,21 @@ def case_targets(
 
 
 def _metrics(pred: np.ndarray, ref: np.ndarray, spacing_zyx, tolerance_mm: float) -> dict:
-    return {"dice": dice_score(pred, ref), "nsd": surface_dice(pred, ref, spacing_zyx, tolerance_mm),
-            "hd95_mm": S.finite_or_none(hd95(pred, ref, spacing_zyx))}
+    return {
+        "dice": dice_score(pred, ref),
+        "nsd": surface_dice(pred, ref, spacing_zyx, tolerance_mm),
+        "hd95_mm": S.finite_or_none(hd95(pred, ref, spacing_zyx)),
+    }
 
 
 def run_target(
-    segmenter: Segmenter, target: EvalTarget, spacing_zyx: Sequence[float], n_clicks: int, tolerance_mm: float,
-    rng: np.random.Generator | None, case_id: str = "?",
+    segmenter: Segmenter,
+    target: EvalTarget,
+    spacing_zyx: Sequence[float],
+    n_clicks: int,
+    tolerance_mm: float,
+    rng: np.random.Generator | None,
+    case_id: str = "?",
 ) -> tuple[list[ClickRecord], list[np.ndarray]]:
     """Simulates ``n_clicks`` clicks on one target; returns the records and the (z, y, x) bool mask after each click.
 
@@ -194,11 +208,14 @@ def run_target(
         ijk = tuple(float(c) for c in click.coord[::-1])  # array (z, y, x) -> original voxel (i, j, k)
         out = np.asarray(segmenter.click(ijk, click.positive))
         if out.shape != target.mask.shape:
-            raise ValueError(f"case {case_id}, target {target.name}: segmenter returned shape {out.shape}, "
-                             f"reference (z, y, x) is {target.mask.shape}")
+            raise ValueError(
+                f"case {case_id}, target {target.name}: segmenter returned shape {out.shape}, "
+                f"reference (z, y, x) is {target.mask.shape}"
+            )
         pred = out > 0
-        records.append(ClickRecord(k, True, ijk, bool(click.positive),
-                                   **_metrics(pred, target.mask, spacing_zyx, tolerance_mm)))
+        records.append(
+            ClickRecord(k, True, ijk, bool(click.positive), **_metrics(pred, target.mask, spacing_zyx, tolerance_mm))
+        )
         masks.append(pred)
     return records, masks
 
@@ -207,24 +224,40 @@ def _lesion_curve(unions: list[np.ndarray], ref: np.ndarray, spacing_zyx) -> lis
     rows = []
     for k, union in enumerate(unions, start=1):
         det = lesion_detection(union, ref)
-        rows.append({"click": k, "fp_volume_ml": false_positive_volume(union, ref, spacing_zyx),
-                     "fn_volume_ml": S.finite_or_none(false_negative_volume(union, ref, spacing_zyx)),
-                     "lesion_f1": S.finite_or_none(det.f1), "lesion_tp": det.tp, "lesion_fp": det.fp,
-                     "lesion_fn": det.fn})
+        rows.append(
+            {
+                "click": k,
+                "fp_volume_ml": false_positive_volume(union, ref, spacing_zyx),
+                "fn_volume_ml": S.finite_or_none(false_negative_volume(union, ref, spacing_zyx)),
+                "lesion_f1": S.finite_or_none(det.f1),
+                "lesion_tp": det.tp,
+                "lesion_fp": det.fp,
+                "lesion_fn": det.fn,
+            }
+        )
     return rows
 
 
 def _evaluate_case(case, segmenter, ref, instances, spacing_zyx, structures, lesion_names, n_clicks, tol, rng):
     targets = case_targets(ref, instances, structures, lesion_names)
     lesion_set = {n.lower() for n in lesion_names}
-    unions = {n: [np.zeros(ref.shape, bool) for _ in range(n_clicks)]
-              for n, v in structures.items() if n.lower() in lesion_set and (ref == v).any()}
+    unions = {
+        n: [np.zeros(ref.shape, bool) for _ in range(n_clicks)]
+        for n, v in structures.items()
+        if n.lower() in lesion_set and (ref == v).any()
+    }
     out_targets = {}
     for t in targets:
         records, masks = run_target(segmenter, t, spacing_zyx, n_clicks, tol, rng, case.case_id)
         clicks = [asdict(r) for r in records]
-        out_targets[t.name] = {"structure": t.structure, "label": t.label, "kind": t.kind,
-                               "voxels": int(t.mask.sum()), "clicks": clicks, **S.target_block(clicks)}
+        out_targets[t.name] = {
+            "structure": t.structure,
+            "label": t.label,
+            "kind": t.kind,
+            "voxels": int(t.mask.sum()),
+            "clicks": clicks,
+            **S.target_block(clicks),
+        }
         if t.structure in unions:
             for u, m in zip(unions[t.structure], masks, strict=True):
                 u |= m
@@ -241,22 +274,34 @@ def _read_case(case: EvalCase) -> tuple[np.ndarray, np.ndarray | None, tuple[flo
     reader.SetFileName(str(case.image_files[0]))
     reader.ReadImageInformation()
     if tuple(reader.GetSize()[::-1]) != ref.shape:
-        raise ValueError(f"case {case.case_id}: reference {case.label_file} has shape (z, y, x) {ref.shape}, image "
-                         f"{case.image_files[0]} has {tuple(reader.GetSize()[::-1])}")
+        raise ValueError(
+            f"case {case.case_id}: reference {case.label_file} has shape (z, y, x) {ref.shape}, image "
+            f"{case.image_files[0]} has {tuple(reader.GetSize()[::-1])}"
+        )
     inst = None
     if case.instance_file is not None:
         inst, _ = S.read_label_array(case.instance_file, f"case {case.case_id} instances")
         if inst.shape != ref.shape:
-            raise ValueError(f"case {case.case_id}: instance map {case.instance_file} shape {inst.shape} "
-                             f"!= reference {ref.shape}")
+            raise ValueError(
+                f"case {case.case_id}: instance map {case.instance_file} shape {inst.shape} != reference {ref.shape}"
+            )
     return ref, inst, spacing_zyx
 
 
 def evaluate_interactive(
-    cases: Sequence[EvalCase], segmenter_factory: SegmenterFactory, labels: Mapping[str, int], *, n_clicks: int = 5,
-    tolerance_mm: float = 2.0, target_names: Sequence[str] | None = None,
-    lesion_names: Sequence[str] = DEFAULT_LESION_NAMES, seed: int | None = None, auto_pred: Path | None = None,
-    baseline_pred: Path | None = None, output_folder: Path | None = None, file_ending: str = ".nii.gz",
+    cases: Sequence[EvalCase],
+    segmenter_factory: SegmenterFactory,
+    labels: Mapping[str, int],
+    *,
+    n_clicks: int = 5,
+    tolerance_mm: float = 2.0,
+    target_names: Sequence[str] | None = None,
+    lesion_names: Sequence[str] = DEFAULT_LESION_NAMES,
+    seed: int | None = None,
+    auto_pred: Path | None = None,
+    baseline_pred: Path | None = None,
+    output_folder: Path | None = None,
+    file_ending: str = ".nii.gz",
     settings: Mapping | None = None,
 ) -> dict:
     """Runs the protocol (module docstring) over ``cases`` and returns the summary dict (written if ``output_folder``).
@@ -285,16 +330,23 @@ def evaluate_interactive(
     for case in tqdm(cases, desc="seganypet_evaluate", unit="case"):
         ref, instances, spacing_zyx = _read_case(case)
         segmenter = segmenter_factory(case)
-        out_cases[case.case_id] = _evaluate_case(case, segmenter, ref, instances, spacing_zyx, structures,
-                                                 lesion_names, n_clicks, tolerance_mm, rng)
+        out_cases[case.case_id] = _evaluate_case(
+            case, segmenter, ref, instances, spacing_zyx, structures, lesion_names, n_clicks, tolerance_mm, rng
+        )
         refs[case.case_id] = ref
         present[case.case_id] = {n: v for n, v in structures.items() if (ref == v).any()}
     summary = {
-        "settings": {"n_clicks": n_clicks, "tolerance_mm": tolerance_mm,
-                     "protocol": "deterministic" if seed is None else "random", "seed": seed,
-                     "score": "last click ('last'); 'max_over_clicks' is the optimistic best over clicks",
-                     "lesion_structures": [n for n in structures if n.lower() in {x.lower() for x in lesion_names}],
-                     "lesion_connectivity": 26, "structures": structures, **dict(settings or {})},
+        "settings": {
+            "n_clicks": n_clicks,
+            "tolerance_mm": tolerance_mm,
+            "protocol": "deterministic" if seed is None else "random",
+            "seed": seed,
+            "score": "last click ('last'); 'max_over_clicks' is the optimistic best over clicks",
+            "lesion_structures": [n for n in structures if n.lower() in {x.lower() for x in lesion_names}],
+            "lesion_connectivity": 26,
+            "structures": structures,
+            **dict(settings or {}),
+        },
         "cases": out_cases,
         "mean": S.aggregate(out_cases),
         "automatic": S.reference_dice(auto_pred, refs, present, file_ending) if auto_pred else None,
@@ -323,7 +375,9 @@ class SessionSegmenter:
 
 
 def session_factory(
-    model_folder: Path, folds: Sequence[int | str] = (0,), checkpoint: str = "checkpoint_final.pth",
+    model_folder: Path,
+    folds: Sequence[int | str] = (0,),
+    checkpoint: str = "checkpoint_final.pth",
     device: str = "cpu",
 ) -> SegmenterFactory:
     """Loads the model once; each case sets its image channels on the same session."""
@@ -339,9 +393,16 @@ def session_factory(
 
 
 def evaluate_model_folder(
-    model_folder: Path, images_dir: Path, labels_dir: Path, output_folder: Path | None = None, *,
-    folds: Sequence[int | str] = (0,), checkpoint: str = "checkpoint_final.pth", device: str = "cpu",
-    instances_dir: Path | None = None, **kwargs,
+    model_folder: Path,
+    images_dir: Path,
+    labels_dir: Path,
+    output_folder: Path | None = None,
+    *,
+    folds: Sequence[int | str] = (0,),
+    checkpoint: str = "checkpoint_final.pth",
+    device: str = "cpu",
+    instances_dir: Path | None = None,
+    **kwargs,
 ) -> dict:
     """``evaluate_interactive`` with a SegAnyPETSession from an nnU-Net model folder (labels, channels from its
     dataset.json); ``kwargs`` go to ``evaluate_interactive``."""
@@ -356,8 +417,9 @@ def evaluate_model_folder(
     cases = find_cases(images_dir, labels_dir, instances_dir, len(ds["channel_names"]), ending)
     factory = session_factory(model_folder, folds, checkpoint, device)
     settings = {"model_folder": str(model_folder), "folds": [str(f) for f in folds], "checkpoint": checkpoint}
-    return evaluate_interactive(cases, factory, ds["labels"], output_folder=output_folder, file_ending=ending,
-                                settings=settings, **kwargs)
+    return evaluate_interactive(
+        cases, factory, ds["labels"], output_folder=output_folder, file_ending=ending, settings=settings, **kwargs
+    )
 
 
 def evaluate_entry() -> None:
@@ -373,8 +435,12 @@ def evaluate_entry() -> None:
     p.add_argument("-n_clicks", type=int, default=5, help="[OPTIONAL] clicks per target. Default: 5")
     p.add_argument("-tolerance_mm", type=float, default=2.0, help="[OPTIONAL] NSD tolerance in mm. Default: 2")
     p.add_argument("-targets", nargs="+", default=None, help="[OPTIONAL] structure names to evaluate (dataset.json)")
-    p.add_argument("-lesion_labels", nargs="+", default=list(DEFAULT_LESION_NAMES),
-                   help="[OPTIONAL] structure names split into lesion instances")
+    p.add_argument(
+        "-lesion_labels",
+        nargs="+",
+        default=list(DEFAULT_LESION_NAMES),
+        help="[OPTIONAL] structure names split into lesion instances",
+    )
     p.add_argument("-instances", default=None, help="[OPTIONAL] instance maps folder (CASE.nii.gz, 0 = none)")
     p.add_argument("--random_clicks", action="store_true", help="[OPTIONAL] seeded random clicks (see -seed)")
     p.add_argument("-seed", type=int, default=0, help="[OPTIONAL] seed for --random_clicks. Default: 0")
@@ -387,11 +453,22 @@ def evaluate_entry() -> None:
     a.m = a.m or model_folder(a)
     folds = parse_folds(a.f)
     evaluate_model_folder(
-        Path(a.m), Path(a.i), Path(a.ref), Path(a.o), folds=folds, checkpoint=a.chk, device=a.device,
-        instances_dir=Path(a.instances) if a.instances else None, n_clicks=a.n_clicks, tolerance_mm=a.tolerance_mm,
-        target_names=a.targets, lesion_names=a.lesion_labels, seed=a.seed if a.random_clicks else None,
+        Path(a.m),
+        Path(a.i),
+        Path(a.ref),
+        Path(a.o),
+        folds=folds,
+        checkpoint=a.chk,
+        device=a.device,
+        instances_dir=Path(a.instances) if a.instances else None,
+        n_clicks=a.n_clicks,
+        tolerance_mm=a.tolerance_mm,
+        target_names=a.targets,
+        lesion_names=a.lesion_labels,
+        seed=a.seed if a.random_clicks else None,
         auto_pred=Path(a.auto_pred) if a.auto_pred else None,
-        baseline_pred=Path(a.baseline_pred) if a.baseline_pred else None)
+        baseline_pred=Path(a.baseline_pred) if a.baseline_pred else None,
+    )
 
 
 if __name__ == "__main__":

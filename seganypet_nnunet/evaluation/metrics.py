@@ -248,8 +248,14 @@ def lesion_detection(
     tp = int(matched.any(axis=1).sum())
     fp = n_pred - int(matched.any(axis=0).sum())
     fn = n_ref - tp
-    return LesionDetection(tp=tp, fp=fp, fn=fn, precision=_ratio(tp, tp + fp), recall=_ratio(tp, tp + fn),
-                           f1=_ratio(2 * tp, 2 * tp + fp + fn))
+    return LesionDetection(
+        tp=tp,
+        fp=fp,
+        fn=fn,
+        precision=_ratio(tp, tp + fp),
+        recall=_ratio(tp, tp + fn),
+        f1=_ratio(2 * tp, 2 * tp + fp + fn),
+    )
 
 
 def dice_auc(dice_per_click: Sequence[float]) -> float:

@@ -58,8 +58,14 @@ def plot_dice_vs_clicks(summary: Mapping, target: Path, title: str | None = None
     colours = [_colour(i + 1) for i in range(len(per_structure))]
     for colour, (name, block) in zip(colours, sorted(per_structure.items()), strict=True):
         clicks = [row["click"] for row in block["per_click"]]
-        ax.plot(clicks, [row["dice"] for row in block["per_click"]], "-o", color=colour, ms=3,
-                label=f"{name} (n={block['n_targets']})")
+        ax.plot(
+            clicks,
+            [row["dice"] for row in block["per_click"]],
+            "-o",
+            color=colour,
+            ms=3,
+            label=f"{name} (n={block['n_targets']})",
+        )
         if auto.get(name) is not None:
             ax.axhline(auto[name], color=colour, ls="--", lw=1)
         if base.get(name) is not None:
@@ -85,8 +91,14 @@ def plot_dice_vs_clicks(summary: Mapping, target: Path, title: str | None = None
 
 
 @_default_style
-def plot_mip_overlay(pet_zyx, panels: Mapping[str, object], spacing_zyx, target: Path,
-                     label_names: Mapping[int, str] | None = None, title: str | None = None) -> Path:
+def plot_mip_overlay(
+    pet_zyx,
+    panels: Mapping[str, object],
+    spacing_zyx,
+    target: Path,
+    label_names: Mapping[int, str] | None = None,
+    title: str | None = None,
+) -> Path:
     """Writes a PNG of coronal maximum-intensity projections of the PET, one panel per label map, masks outlined.
 
     Args:

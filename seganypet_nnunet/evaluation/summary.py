@@ -95,8 +95,13 @@ def aggregate(cases: Mapping[str, Mapping]) -> dict:
         for name, block in case.get("lesions", {}).items():
             lesions.setdefault(name, []).append(block["clicks"])
     per_structure = {
-        name: _curve_block([t["clicks"] for t in ts], [t["dice_auc"] for t in ts], [t["last"] for t in ts],
-                           [t["max_over_clicks"] for t in ts], len(ts))
+        name: _curve_block(
+            [t["clicks"] for t in ts],
+            [t["dice_auc"] for t in ts],
+            [t["last"] for t in ts],
+            [t["max_over_clicks"] for t in ts],
+            len(ts),
+        )
         for name, ts in by_structure.items()
     }
     overall = None
@@ -134,7 +139,9 @@ def read_label_array(path: Path, what: str) -> tuple[np.ndarray, tuple[float, fl
 
 
 def reference_dice(
-    pred_folder: Path, references: Mapping[str, np.ndarray], structures: Mapping[str, Mapping[str, int]],
+    pred_folder: Path,
+    references: Mapping[str, np.ndarray],
+    structures: Mapping[str, Mapping[str, int]],
     file_ending: str = ".nii.gz",
 ) -> dict:
     """Per-structure Dice of automatic-mode (or baseline) label maps against the references.
@@ -158,8 +165,10 @@ def reference_dice(
     for case_id, ref in references.items():
         pred, _ = read_label_array(pred_folder / f"{case_id}{file_ending}", f"case {case_id} (folder {pred_folder})")
         if pred.shape != ref.shape:
-            raise ValueError(f"case {case_id}: {pred_folder / (case_id + file_ending)} has shape {pred.shape}, "
-                             f"reference has {ref.shape}")
+            raise ValueError(
+                f"case {case_id}: {pred_folder / (case_id + file_ending)} has shape {pred.shape}, "
+                f"reference has {ref.shape}"
+            )
         per_case[case_id] = {name: dice(pred == value, ref == value) for name, value in structures[case_id].items()}
     names = sorted({n for d in per_case.values() for n in d})
     mean = {n: _mean(d[n] for d in per_case.values() if n in d) for n in names}

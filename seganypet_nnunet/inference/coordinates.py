@@ -60,8 +60,13 @@ class PreprocessingGeometry:
         spacing_t = [properties["spacing"][t] for t in tf]
         new_shape = compute_new_shape(cropped, spacing_t, list(target_spacing))
         bbox = tuple((int(a), int(b)) for a, b in properties["bbox_used_for_cropping"])
-        return cls(tf, bbox, tuple(int(s) for s in properties["shape_before_cropping"]), cropped,
-                   tuple(int(s) for s in new_shape))
+        return cls(
+            tf,
+            bbox,
+            tuple(int(s) for s in properties["shape_before_cropping"]),
+            cropped,
+            tuple(int(s) for s in new_shape),
+        )
 
     @property
     def transpose_backward(self) -> tuple[int, int, int]:
@@ -196,7 +201,10 @@ def to_preprocessed(
 
 
 def box_to_preprocessed(
-    corner_min: Sequence[float], corner_max: Sequence[float], space: str, reference: sitk.Image,
+    corner_min: Sequence[float],
+    corner_max: Sequence[float],
+    space: str,
+    reference: sitk.Image,
     geom: PreprocessingGeometry,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Axis-aligned box given by two corners in ``space`` -> (min, max) corners in preprocessed voxel space.

@@ -13,8 +13,11 @@ def properties_from_geometry(geometry: sitk.Image) -> dict:
     """nnU-Net SimpleITKIO-style properties: ``sitk_stuff`` in ITK order, ``spacing`` in array order (z, y, x)."""
     spacing = tuple(float(s) for s in geometry.GetSpacing())
     return {
-        "sitk_stuff": {"spacing": spacing, "origin": tuple(float(o) for o in geometry.GetOrigin()),
-                       "direction": tuple(float(d) for d in geometry.GetDirection())},
+        "sitk_stuff": {
+            "spacing": spacing,
+            "origin": tuple(float(o) for o in geometry.GetOrigin()),
+            "direction": tuple(float(d) for d in geometry.GetDirection()),
+        },
         "spacing": list(spacing[::-1]),
     }
 
@@ -48,7 +51,10 @@ def read_image(image, properties: dict | None, plans_manager: PlansManager) -> t
 
 
 def preprocess_image(
-    image, properties: dict | None, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
+    image,
+    properties: dict | None,
+    plans_manager: PlansManager,
+    configuration_manager: ConfigurationManager,
     dataset_json: dict,
 ) -> tuple[np.ndarray, dict]:
     """nnU-Net's preprocessing (DefaultPreprocessor.run_case_npy with the plans): (c, *preprocessed) data, properties.

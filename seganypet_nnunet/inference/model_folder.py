@@ -95,13 +95,26 @@ def load_model_folder(
     network.load_state_dict(parameters[0])
     network.eval()
     mirror = first.get("inference_allowed_mirroring_axes")
-    return LoadedModel(plans_manager, cm, dataset_json, parameters, str(first["trainer_name"]),
-                       tuple(mirror) if mirror is not None else None, network, configuration)
+    return LoadedModel(
+        plans_manager,
+        cm,
+        dataset_json,
+        parameters,
+        str(first["trainer_name"]),
+        tuple(mirror) if mirror is not None else None,
+        network,
+        configuration,
+    )
 
 
 def write_untrained_model_folder(
-    folder: str | Path, plans: dict, dataset_json: dict, configuration: str, folds: Sequence[int] = (0,),
-    seed: int = 0, checkpoint: str = "checkpoint_final.pth",
+    folder: str | Path,
+    plans: dict,
+    dataset_json: dict,
+    configuration: str,
+    folds: Sequence[int] = (0,),
+    seed: int = 0,
+    checkpoint: str = "checkpoint_final.pth",
 ) -> Path:
     """Writes an nnU-Net model folder holding an **untrained** network built from ``plans`` (tests, benchmarks).
 
@@ -117,10 +130,20 @@ def write_untrained_model_folder(
         torch.manual_seed(seed + int(f))
         net = build_network(pm, cm, dataset_json)
         ckpt = {
-            "network_weights": net.state_dict(), "optimizer_state": None, "grad_scaler_state": None,
-            "logging": {}, "_best_ema": None, "current_epoch": 0, "trainer_name": "nnUNetTrainer",
-            "init_args": {"plans": plans, "configuration": configuration, "fold": int(f), "dataset_json": dataset_json,
-                          "device": torch.device("cpu")},
+            "network_weights": net.state_dict(),
+            "optimizer_state": None,
+            "grad_scaler_state": None,
+            "logging": {},
+            "_best_ema": None,
+            "current_epoch": 0,
+            "trainer_name": "nnUNetTrainer",
+            "init_args": {
+                "plans": plans,
+                "configuration": configuration,
+                "fold": int(f),
+                "dataset_json": dataset_json,
+                "device": torch.device("cpu"),
+            },
             "inference_allowed_mirroring_axes": (0, 1, 2),
         }
         with io_utils.atomic_path(folder / f"fold_{f}" / checkpoint) as tmp:
@@ -129,7 +152,11 @@ def write_untrained_model_folder(
 
 
 def plan_and_write_untrained(
-    dataset_id: int, planner_class: type, configuration: str, model_folder: str | Path, folds: Sequence[int] = (0,),
+    dataset_id: int,
+    planner_class: type,
+    configuration: str,
+    model_folder: str | Path,
+    folds: Sequence[int] = (0,),
     seed: int = 0,
 ) -> Path:
     """Fingerprint + plan ``$nnUNet_raw/DatasetXXX`` with ``planner_class`` (a class object, no lookup by name) and
@@ -141,8 +168,9 @@ def plan_and_write_untrained(
     from nnunetv2.paths import nnUNet_raw
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
-    extract_fingerprint_dataset(dataset_id, num_processes=1, check_dataset_integrity=False, clean=True, verbose=False,
-                                show_progress_bar=False)
+    extract_fingerprint_dataset(
+        dataset_id, num_processes=1, check_dataset_integrity=False, clean=True, verbose=False, show_progress_bar=False
+    )
     plans, _ = plan_experiment_dataset(dataset_id, planner_class)
     name = maybe_convert_to_dataset_name(dataset_id)
     dataset_json = json.loads((Path(nnUNet_raw) / name / "dataset.json").read_text())

@@ -47,19 +47,42 @@ def _publish(staging: Path, output_folder: Path) -> None:
 
 
 def predict_automatic(
-    model_folder: str | Path, input_folder: str | Path, output_folder: str | Path, folds: Sequence[int | str] = (0,),
-    checkpoint: str = "checkpoint_final.pth", device: str = "cpu", step_size: float = 0.5, disable_tta: bool = False,
-    save_probabilities: bool = False, npp: int = 3, nps: int = 3, verbose: bool = False,
+    model_folder: str | Path,
+    input_folder: str | Path,
+    output_folder: str | Path,
+    folds: Sequence[int | str] = (0,),
+    checkpoint: str = "checkpoint_final.pth",
+    device: str = "cpu",
+    step_size: float = 0.5,
+    disable_tta: bool = False,
+    save_probabilities: bool = False,
+    npp: int = 3,
+    nps: int = 3,
+    verbose: bool = False,
 ) -> None:
     """nnU-Net automatic prediction of every case in ``input_folder`` (folds ensembled, nnU-Net's outputs)."""
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
     m = load_model_folder(model_folder, folds, checkpoint)
-    predictor = nnUNetPredictor(tile_step_size=step_size, use_gaussian=True, use_mirroring=not disable_tta,
-                                perform_everything_on_device=device == "cuda", device=torch.device(device),
-                                verbose=verbose, verbose_preprocessing=verbose, allow_tqdm=verbose)
-    predictor.manual_initialization(m.network.to(torch.device(device)), m.plans_manager, m.configuration_manager,
-                                    m.parameters, m.dataset_json, m.trainer_name, m.mirror_axes)
+    predictor = nnUNetPredictor(
+        tile_step_size=step_size,
+        use_gaussian=True,
+        use_mirroring=not disable_tta,
+        perform_everything_on_device=device == "cuda",
+        device=torch.device(device),
+        verbose=verbose,
+        verbose_preprocessing=verbose,
+        allow_tqdm=verbose,
+    )
+    predictor.manual_initialization(
+        m.network.to(torch.device(device)),
+        m.plans_manager,
+        m.configuration_manager,
+        m.parameters,
+        m.dataset_json,
+        m.trainer_name,
+        m.mirror_axes,
+    )
     output_folder = Path(output_folder)
     output_folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_folder.name}.", dir=output_folder.parent))
@@ -67,17 +90,26 @@ def predict_automatic(
         if npp == 0 and nps == 0:
             predictor.predict_from_files_sequential(str(input_folder), str(staging), save_probabilities, True, None)
         else:
-            predictor.predict_from_files(str(input_folder), str(staging), save_probabilities=save_probabilities,
-                                         num_processes_preprocessing=max(npp, 1),
-                                         num_processes_segmentation_export=max(nps, 1))
+            predictor.predict_from_files(
+                str(input_folder),
+                str(staging),
+                save_probabilities=save_probabilities,
+                num_processes_preprocessing=max(npp, 1),
+                num_processes_segmentation_export=max(nps, 1),
+            )
         _publish(staging, output_folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 def predict_prompted(
-    model_folder: str | Path, input_folder: str | Path, output_folder: str | Path, prompts_file: str | Path,
-    folds: Sequence[int | str] = (0,), checkpoint: str = "checkpoint_final.pth", device: str = "cpu",
+    model_folder: str | Path,
+    input_folder: str | Path,
+    output_folder: str | Path,
+    prompts_file: str | Path,
+    folds: Sequence[int | str] = (0,),
+    checkpoint: str = "checkpoint_final.pth",
+    device: str = "cpu",
     per_target_files: bool = False,
 ) -> list[Path]:
     """Prompted segmentation of the cases named in ``prompts_file``; returns the files written.
@@ -148,5 +180,17 @@ def predict_entry() -> None:
     if a.prompts:
         predict_prompted(model, a.i, a.o, a.prompts, folds, a.chk, a.device, a.per_target_files)
     else:
-        predict_automatic(model, a.i, a.o, folds, a.chk, a.device, a.step_size, a.disable_tta, a.save_probabilities,
-                          a.npp, a.nps, a.verbose)
+        predict_automatic(
+            model,
+            a.i,
+            a.o,
+            folds,
+            a.chk,
+            a.device,
+            a.step_size,
+            a.disable_tta,
+            a.save_probabilities,
+            a.npp,
+            a.nps,
+            a.verbose,
+        )

@@ -32,8 +32,9 @@ def revert_full(
     Voxels outside the crop-to-non-zero box get ``BACKGROUND_LOGIT``.
     """
     current, original = _spacings(properties, cm, geom)
-    res = cm.resampling_fn_probabilities(logits_pre[None].astype(np.float32), list(geom.cropped_shape), current,
-                                         original)
+    res = cm.resampling_fn_probabilities(
+        logits_pre[None].astype(np.float32), list(geom.cropped_shape), current, original
+    )
     res = np.asarray(res)[0]
     full = np.full(geom.shape_before_cropping, BACKGROUND_LOGIT, dtype=np.float32)
     full[tuple(slice(a, b) for a, b in geom.bbox)] = res
@@ -52,8 +53,12 @@ class RegionReverter:
         kwargs = dict(cm.configuration.get("resampling_fn_probabilities_kwargs", {}))
         self.exact = cm.configuration.get("resampling_fn_probabilities") == _REGION_FN and kwargs.get("order", 3) <= 1
         self.order = int(kwargs.get("order", 1))
-        sep, axis = determine_do_sep_z_and_axis(kwargs.get("force_separate_z"), current, original,
-                                                kwargs.get("separate_z_anisotropy_threshold", ANISO_THRESHOLD))
+        sep, axis = determine_do_sep_z_and_axis(
+            kwargs.get("force_separate_z"),
+            current,
+            original,
+            kwargs.get("separate_z_anisotropy_threshold", ANISO_THRESHOLD),
+        )
         order_z = int(kwargs.get("order_z", 0))
         self.axis_order = [self.order] * 3
         if sep and axis is not None:

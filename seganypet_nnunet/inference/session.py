@@ -47,7 +47,11 @@ class SegAnyPETSession:
     """
 
     def __init__(
-        self, model: LoadedModel, device: str | torch.device = "cpu", follow: bool = True, max_crops: int = 8,
+        self,
+        model: LoadedModel,
+        device: str | torch.device = "cpu",
+        follow: bool = True,
+        max_crops: int = 8,
         cache_size: int = 16,
     ) -> None:
         self.model = model
@@ -62,8 +66,12 @@ class SegAnyPETSession:
 
     @classmethod
     def from_model_folder(
-        cls, folder: str | Path, folds: Sequence[int | str] = (0,), checkpoint: str = "checkpoint_final.pth",
-        device: str | torch.device = "cpu", **kwargs,
+        cls,
+        folder: str | Path,
+        folds: Sequence[int | str] = (0,),
+        checkpoint: str = "checkpoint_final.pth",
+        device: str | torch.device = "cpu",
+        **kwargs,
     ) -> SegAnyPETSession:
         """Session from an nnU-Net model folder (``Trainer__Plans__cfg``); several folds average their logits."""
         return cls(load_model_folder(folder, folds, checkpoint), device=device, **kwargs)
@@ -82,7 +90,8 @@ class SegAnyPETSession:
         self._data = torch.from_numpy(np.ascontiguousarray(data)).float()
         self.properties = props
         self.geometry = C.PreprocessingGeometry.from_properties(
-            props, m.plans_manager.transpose_forward, m.configuration_manager.spacing)
+            props, m.plans_manager.transpose_forward, m.configuration_manager.spacing
+        )
         self.reference = C.reference_from_properties(props)
         #: original voxel (i, j, k) size = reversed array (z, y, x) shape
         self.image_size_ijk = self.array_shape[::-1]
@@ -237,8 +246,10 @@ class SegAnyPETSession:
         ijk = C.world_to_voxel(arr, self.reference) if space == "world" else arr
         size = np.array(self.image_size_ijk)
         if (ijk < -0.5).any() or (ijk > size - 0.5).any():
-            raise ValueError(f"{what} {list(arr)} ({space}) lies outside the image (voxel i,j,k {list(ijk.round(2))}, "
-                             f"size {list(size)})")
+            raise ValueError(
+                f"{what} {list(arr)} ({space}) lies outside the image (voxel i,j,k {list(ijk.round(2))}, "
+                f"size {list(size)})"
+            )
         return C.voxel_to_preprocessed(ijk, self.geometry)
 
     def _push_history(self, t: _Target, blocks: list) -> None:
@@ -252,7 +263,8 @@ class SegAnyPETSession:
             t.box = box
         margin = np.array(self.patch) // 8
         inside = t.crop is not None and all(
-            a + m <= c <= b - 1 - m for (a, b), c, m in zip(t.crop, centre, margin, strict=True))
+            a + m <= c <= b - 1 - m for (a, b), c, m in zip(t.crop, centre, margin, strict=True)
+        )
         first = t.crop if (inside and box is None) else centred_box(centre, self.patch, g.preprocessed_shape)
         if t.logits is None:
             t.logits = np.full(g.preprocessed_shape, BACKGROUND_LOGIT, np.float32)
@@ -288,7 +300,7 @@ class SegAnyPETSession:
         start = np.array([a for a, _ in box], float)
         stop = np.array([b for _, b in box], float)
         pts = [(p - start, lab) for p, lab in t.points if ((p >= start - 0.5) & (p < stop - 0.5)).all()]
-        pts = pts[-self._max_points():]
+        pts = pts[-self._max_points() :]
         kw: dict = {}
         if pts:
             kw["points"] = torch.tensor(np.array([p for p, _ in pts]), dtype=torch.float32)[None]

@@ -15,7 +15,19 @@ from seganypet_nnunet.model.prompt_encoder import PositionEmbeddingRandom3D, Pro
 from seganypet_nnunet.model.transformer import TwoWayTransformer
 
 __all__ = [
-    "MODEL_CONFIGS", "PromptableConfig", "get_model_config", "UNetImageEncoder", "run_unet_decoder", "MaskDecoder3D",
-    "ImageEmbedding", "SegAnyPETNet", "build_arch_kwargs", "build_network_from_arch", "build_tiny_network",
-    "plain_unet_arch", "PositionEmbeddingRandom3D", "PromptEncoder3D", "TwoWayTransformer",
+    "MODEL_CONFIGS",
+    "PromptableConfig",
+    "get_model_config",
+    "UNetImageEncoder",
+    "run_unet_decoder",
+    "MaskDecoder3D",
+    "ImageEmbedding",
+    "SegAnyPETNet",
+    "build_arch_kwargs",
+    "build_network_from_arch",
+    "build_tiny_network",
+    "plain_unet_arch",
+    "PositionEmbeddingRandom3D",
+    "PromptEncoder3D",
+    "TwoWayTransformer",
 ]

@@ -40,8 +40,7 @@ def sample_at_points(features: torch.Tensor, points: torch.Tensor, patch_shape: 
     size = torch.tensor(list(patch_shape), dtype=points.dtype, device=points.device)
     unit = (points + 0.5) / size * 2 - 1  # align_corners=False normalised coordinates, input axis order
     grid = unit.flip(-1).reshape(b, n, 1, 1, 3)  # grid_sample wants (W, H, D) = reversed axis order
-    out = F.grid_sample(features, grid.to(features.dtype), mode="bilinear", padding_mode="border",
-                        align_corners=False)
+    out = F.grid_sample(features, grid.to(features.dtype), mode="bilinear", padding_mode="border", align_corners=False)
     return out.reshape(b, features.shape[1], n).transpose(1, 2)
 
 
@@ -57,8 +56,14 @@ class ClickEncoder(nn.Module):
         self.sigma = float(sigma)
 
     def forward(
-        self, *, points: torch.Tensor | None, labels: torch.Tensor | None, highres_unit: torch.Tensor,
-        patch_shape: Sequence[int], mask: torch.Tensor | None, mask_present: torch.Tensor | None,
+        self,
+        *,
+        points: torch.Tensor | None,
+        labels: torch.Tensor | None,
+        highres_unit: torch.Tensor,
+        patch_shape: Sequence[int],
+        mask: torch.Tensor | None,
+        mask_present: torch.Tensor | None,
     ) -> torch.Tensor:
         """Click maps.
 
@@ -96,7 +101,7 @@ class ClickEncoder(nn.Module):
         for a, (g, p) in enumerate(zip(hr, patch_shape, strict=True)):
             stride = p / g
             centres = (torch.arange(g, device=points.device, dtype=points.dtype) + 0.5) * stride - 0.5
-            diff = ((centres.view(1, 1, -1) - points[:, :, a:a + 1]) / stride) ** 2  # (B, N, g)
+            diff = ((centres.view(1, 1, -1) - points[:, :, a : a + 1]) / stride) ** 2  # (B, N, g)
             shape = [b, n, 1, 1, 1]
             shape[2 + a] = g
             d2 = d2 + diff.view(shape)

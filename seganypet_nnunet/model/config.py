@@ -93,8 +93,16 @@ MODEL_CONFIGS: dict[str, PromptableConfig] = {
     "small": PromptableConfig(embed_dim=128, num_heads=4, mlp_dim=512, mask_channels=8, iou_head_hidden_dim=64),
     # Unit tests only.
     "tiny": PromptableConfig(
-        embed_dim=32, num_heads=2, depth=2, mlp_dim=64, token_stride=4, mask_stride=2, mask_channels=4,
-        mask_in_chans=4, iou_head_hidden_dim=16, max_points=16,
+        embed_dim=32,
+        num_heads=2,
+        depth=2,
+        mlp_dim=64,
+        token_stride=4,
+        mask_stride=2,
+        mask_channels=4,
+        mask_in_chans=4,
+        iou_head_hidden_dim=16,
+        max_points=16,
     ),
 }
 

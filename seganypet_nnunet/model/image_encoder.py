@@ -37,9 +37,7 @@ class InputTransform(nn.Module):
         if bad:
             raise ValueError(f"input_transforms: unknown {bad}; valid: {list(INPUT_TRANSFORMS)}")
         self.transforms = transforms
-        self.register_buffer(
-            "log_channels", torch.tensor([t == "log1p_suv" for t in transforms]), persistent=False
-        )
+        self.register_buffer("log_channels", torch.tensor([t == "log1p_suv" for t in transforms]), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, X, Y, Z) float, network-input voxels -> same shape/dtype."""
@@ -108,7 +106,9 @@ class UNetImageEncoder(nn.Module):
             raise ValueError(f"SegAnyPETNet is 3D only: conv_op must be torch.nn.Conv3d, got {conv_op!r}")
         self.input_transform = InputTransform(transforms=input_transforms, input_channels=input_channels)
         self.backbone = cls(
-            input_channels=input_channels, num_classes=num_classes, deep_supervision=deep_supervision,
+            input_channels=input_channels,
+            num_classes=num_classes,
+            deep_supervision=deep_supervision,
             **backbone_kwargs,
         )
         enc = self.backbone.encoder

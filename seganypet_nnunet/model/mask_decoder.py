@@ -37,8 +37,15 @@ class MaskDecoder3D(nn.Module):
     """
 
     def __init__(
-        self, *, embed_dim: int, transformer: TwoWayTransformer, mask_channels: int, num_multimask_outputs: int,
-        iou_head_depth: int, iou_head_hidden_dim: int, num_click_maps: int = 0,
+        self,
+        *,
+        embed_dim: int,
+        transformer: TwoWayTransformer,
+        mask_channels: int,
+        num_multimask_outputs: int,
+        iou_head_depth: int,
+        iou_head_hidden_dim: int,
+        num_click_maps: int = 0,
     ) -> None:
         super().__init__()
         self.transformer = transformer
@@ -60,8 +67,15 @@ class MaskDecoder3D(nn.Module):
         )
 
     def forward(
-        self, *, image_tokens: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor,
-        highres_map: torch.Tensor, patch_shape: Sequence[int], multimask: bool = False,
+        self,
+        *,
+        image_tokens: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse: torch.Tensor,
+        dense: torch.Tensor,
+        highres_map: torch.Tensor,
+        patch_shape: Sequence[int],
+        multimask: bool = False,
         click_maps: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Decodes masks.
@@ -85,7 +99,7 @@ class MaskDecoder3D(nn.Module):
         hs, src = self.transformer(image_tokens + dense, image_pe, tokens)
         iou = self.iou_prediction_head(hs[:, 0])
         sel = slice(1, self.num_mask_tokens) if multimask else slice(0, 1)
-        mask_tokens_out = hs[:, 1:1 + self.num_mask_tokens]
+        mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens]
         hyper = torch.stack(
             [mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)][sel], dim=1
         )

@@ -62,16 +62,27 @@ class SegAnyPETNet(nn.Module):
     """
 
     def __init__(
-        self, input_channels: int, num_classes: int, deep_supervision: bool = False, *, backbone_class: str | type,
-        promptable: dict | PromptableConfig, input_transforms: Sequence[str], **backbone_kwargs,
+        self,
+        input_channels: int,
+        num_classes: int,
+        deep_supervision: bool = False,
+        *,
+        backbone_class: str | type,
+        promptable: dict | PromptableConfig,
+        input_transforms: Sequence[str],
+        **backbone_kwargs,
     ) -> None:
         super().__init__()
         cfg = promptable if isinstance(promptable, PromptableConfig) else PromptableConfig.from_dict(promptable)
         self.config = cfg
         self.num_classes = num_classes
         self.image_encoder = UNetImageEncoder(
-            backbone_class=backbone_class, input_channels=input_channels, num_classes=num_classes,
-            deep_supervision=deep_supervision, backbone_kwargs=backbone_kwargs, input_transforms=input_transforms,
+            backbone_class=backbone_class,
+            input_channels=input_channels,
+            num_classes=num_classes,
+            deep_supervision=deep_supervision,
+            backbone_kwargs=backbone_kwargs,
+            input_transforms=input_transforms,
         )
         enc = self.image_encoder
         self.token_level = enc.select_level(cfg.token_stride)
@@ -79,22 +90,33 @@ class SegAnyPETNet(nn.Module):
         self.token_stride = enc.level_strides[self.token_level]
         self.mask_stride = enc.level_strides[self.mask_level]
         self.token_proj = nn.Sequential(
-            nn.Conv3d(enc.level_channels[self.token_level], cfg.embed_dim, kernel_size=1), nn.GELU(),
+            nn.Conv3d(enc.level_channels[self.token_level], cfg.embed_dim, kernel_size=1),
+            nn.GELU(),
             nn.Conv3d(cfg.embed_dim, cfg.embed_dim, kernel_size=1),
         )
         self.highres_proj = nn.Conv3d(enc.level_channels[self.mask_level], cfg.mask_channels, kernel_size=1)
         self.prompt_encoder = PromptEncoder3D(
-            embed_dim=cfg.embed_dim, token_stride=self.token_stride, mask_in_chans=cfg.mask_in_chans,
-            pe_scale=cfg.pe_scale, point_features=cfg.point_features,
+            embed_dim=cfg.embed_dim,
+            token_stride=self.token_stride,
+            mask_in_chans=cfg.mask_in_chans,
+            pe_scale=cfg.pe_scale,
+            point_features=cfg.point_features,
         )
         transformer = TwoWayTransformer(
-            depth=cfg.depth, embed_dim=cfg.embed_dim, num_heads=cfg.num_heads, mlp_dim=cfg.mlp_dim,
+            depth=cfg.depth,
+            embed_dim=cfg.embed_dim,
+            num_heads=cfg.num_heads,
+            mlp_dim=cfg.mlp_dim,
             attention_downsample=cfg.attention_downsample,
         )
         self.mask_decoder = MaskDecoder3D(
-            embed_dim=cfg.embed_dim, transformer=transformer, mask_channels=cfg.mask_channels,
-            num_multimask_outputs=cfg.num_multimask_outputs, iou_head_depth=cfg.iou_head_depth,
-            iou_head_hidden_dim=cfg.iou_head_hidden_dim, num_click_maps=NUM_CLICK_MAPS if cfg.click_maps else 0,
+            embed_dim=cfg.embed_dim,
+            transformer=transformer,
+            mask_channels=cfg.mask_channels,
+            num_multimask_outputs=cfg.num_multimask_outputs,
+            iou_head_depth=cfg.iou_head_depth,
+            iou_head_hidden_dim=cfg.iou_head_hidden_dim,
+            num_click_maps=NUM_CLICK_MAPS if cfg.click_maps else 0,
         )
         self.click_encoder = ClickEncoder(sigma=cfg.click_sigma) if cfg.click_maps else None
 
@@ -143,7 +165,11 @@ class SegAnyPETNet(nn.Module):
         auto_logits = seg[0] if isinstance(seg, (list, tuple)) else seg
         highres = self.highres_proj(levels[self.mask_level])
         return ImageEmbedding(
-            image_tokens=tokens, image_pe=pe, highres_map=highres, auto_logits=auto_logits, auto_output=seg,
+            image_tokens=tokens,
+            image_pe=pe,
+            highres_map=highres,
+            auto_logits=auto_logits,
+            auto_output=seg,
             patch_shape=tuple(x.shape[2:]),
             highres_unit=F.normalize(highres, dim=1) if self.click_encoder is not None else None,
         )
@@ -178,20 +204,32 @@ class SegAnyPETNet(nn.Module):
         if self.config.point_features and has_points:
             point_features = sample_at_points(tokens, prompts.points, embedding.patch_shape)
         sparse, dense = self.prompt_encoder(
-            prompts, batch=b, patch_shape=embedding.patch_shape, grid_shape=grid,
-            device=embedding.image_tokens.device, point_features=point_features,
+            prompts,
+            batch=b,
+            patch_shape=embedding.patch_shape,
+            grid_shape=grid,
+            device=embedding.image_tokens.device,
+            point_features=point_features,
         )
         highres = embedding.highres_map.expand(b, -1, -1, -1, -1)
         click_maps = None
         if self.click_encoder is not None:
             click_maps = self.click_encoder(
-                points=prompts.points if has_points else None, labels=prompts.point_labels,
+                points=prompts.points if has_points else None,
+                labels=prompts.point_labels,
                 highres_unit=embedding.highres_unit.expand(b, -1, -1, -1, -1),
-                patch_shape=embedding.patch_shape, mask=prompts.mask, mask_present=prompts.mask_present,
+                patch_shape=embedding.patch_shape,
+                mask=prompts.mask,
+                mask_present=prompts.mask_present,
             )
         return self.mask_decoder(
-            image_tokens=tokens, image_pe=embedding.image_pe, sparse=sparse.to(embedding.image_tokens.dtype),
-            dense=dense, highres_map=highres, patch_shape=embedding.patch_shape, multimask=multimask,
+            image_tokens=tokens,
+            image_pe=embedding.image_pe,
+            sparse=sparse.to(embedding.image_tokens.dtype),
+            dense=dense,
+            highres_map=highres,
+            patch_shape=embedding.patch_shape,
+            multimask=multimask,
             click_maps=click_maps,
         )
 
@@ -224,9 +262,7 @@ class SegAnyPETNet(nn.Module):
         return self.prompt_grid_shape(x.shape[2:])
 
 
-def build_arch_kwargs(
-    backbone_arch: dict, promptable: PromptableConfig | str, input_transforms: Sequence[str]
-) -> dict:
+def build_arch_kwargs(backbone_arch: dict, promptable: PromptableConfig | str, input_transforms: Sequence[str]) -> dict:
     """Turns nnU-Net's standard plans ``architecture`` dict into ours (JSON-serialisable).
 
     Args:
@@ -240,7 +276,8 @@ def build_arch_kwargs(
     cfg = get_model_config(promptable) if isinstance(promptable, str) else promptable
     kwargs = dict(backbone_arch["arch_kwargs"])
     kwargs.update(
-        backbone_class=backbone_arch["network_class_name"], promptable=dataclasses.asdict(cfg),
+        backbone_class=backbone_arch["network_class_name"],
+        promptable=dataclasses.asdict(cfg),
         input_transforms=list(input_transforms),
     )
     return {
@@ -251,7 +288,10 @@ def build_arch_kwargs(
 
 
 def plain_unet_arch(
-    *, features_per_stage: Sequence[int], strides: Sequence[Sequence[int]], n_conv_per_stage: int = 2,
+    *,
+    features_per_stage: Sequence[int],
+    strides: Sequence[Sequence[int]],
+    n_conv_per_stage: int = 2,
     backbone_class: str = "dynamic_network_architectures.architectures.unet.PlainConvUNet",
 ) -> dict:
     """A nnU-Net-style 3D PlainConvUNet ``architecture`` dict (dotted strings), as the default planner writes it."""
@@ -259,12 +299,20 @@ def plain_unet_arch(
     return {
         "network_class_name": backbone_class,
         "arch_kwargs": {
-            "n_stages": n, "features_per_stage": list(features_per_stage), "conv_op": "torch.nn.modules.conv.Conv3d",
-            "kernel_sizes": [[3, 3, 3]] * n, "strides": [list(s) for s in strides],
-            "n_conv_per_stage": [n_conv_per_stage] * n, "n_conv_per_stage_decoder": [n_conv_per_stage] * (n - 1),
-            "conv_bias": True, "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
-            "norm_op_kwargs": {"eps": 1e-05, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
-            "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True},
+            "n_stages": n,
+            "features_per_stage": list(features_per_stage),
+            "conv_op": "torch.nn.modules.conv.Conv3d",
+            "kernel_sizes": [[3, 3, 3]] * n,
+            "strides": [list(s) for s in strides],
+            "n_conv_per_stage": [n_conv_per_stage] * n,
+            "n_conv_per_stage_decoder": [n_conv_per_stage] * (n - 1),
+            "conv_bias": True,
+            "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
+            "norm_op_kwargs": {"eps": 1e-05, "affine": True},
+            "dropout_op": None,
+            "dropout_op_kwargs": None,
+            "nonlin": "torch.nn.LeakyReLU",
+            "nonlin_kwargs": {"inplace": True},
         },
         "_kw_requires_import": list(REQUIRES_IMPORT),
     }
@@ -277,22 +325,33 @@ def build_network_from_arch(
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
     return get_network_from_plans(
-        arch["network_class_name"], arch["arch_kwargs"], arch["_kw_requires_import"], input_channels, num_classes,
-        allow_init=True, deep_supervision=deep_supervision,
+        arch["network_class_name"],
+        arch["arch_kwargs"],
+        arch["_kw_requires_import"],
+        input_channels,
+        num_classes,
+        allow_init=True,
+        deep_supervision=deep_supervision,
     )
 
 
 def build_tiny_network(
-    input_channels: int = 1, num_classes: int = 12, patch_size: Sequence[int] = (32, 32, 32),
-    deep_supervision: bool = True, config: str | PromptableConfig = "tiny",
+    input_channels: int = 1,
+    num_classes: int = 12,
+    patch_size: Sequence[int] = (32, 32, 32),
+    deep_supervision: bool = True,
+    config: str | PromptableConfig = "tiny",
 ) -> SegAnyPETNet:
     """A 4-stage, 8->32-feature network for tests; ``patch_size`` must be divisible by 8."""
     if any(int(p) % 8 for p in patch_size):
         raise ValueError(f"build_tiny_network: patch_size {tuple(patch_size)} must be divisible by 8")
-    arch = plain_unet_arch(features_per_stage=[8, 16, 24, 32], strides=[[1, 1, 1]] + [[2, 2, 2]] * 3,
-                           n_conv_per_stage=1)
+    arch = plain_unet_arch(
+        features_per_stage=[8, 16, 24, 32], strides=[[1, 1, 1]] + [[2, 2, 2]] * 3, n_conv_per_stage=1
+    )
     transforms = ["log1p_suv"] + ["identity"] * (input_channels - 1)
     return build_network_from_arch(
-        build_arch_kwargs(arch, config, transforms), input_channels=input_channels, num_classes=num_classes,
+        build_arch_kwargs(arch, config, transforms),
+        input_channels=input_channels,
+        num_classes=num_classes,
         deep_supervision=deep_supervision,
     )

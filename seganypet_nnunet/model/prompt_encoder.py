@@ -65,7 +65,12 @@ class PromptEncoder3D(nn.Module):
     """
 
     def __init__(
-        self, *, embed_dim: int, token_stride: Sequence[int], mask_in_chans: int, pe_scale: float = 1.0,
+        self,
+        *,
+        embed_dim: int,
+        token_stride: Sequence[int],
+        mask_in_chans: int,
+        pe_scale: float = 1.0,
         point_features: bool = True,
     ) -> None:
         super().__init__()
@@ -98,7 +103,11 @@ class PromptEncoder3D(nn.Module):
         return pe + self.type_embed((labels + 1).clamp(0, 2))  # -1 -> PAD, 0 -> NEG, 1 -> POS
 
     def _embed_boxes(
-        self, boxes: torch.Tensor | None, box_mask: torch.Tensor | None, batch: int, patch_shape: Sequence[int],
+        self,
+        boxes: torch.Tensor | None,
+        box_mask: torch.Tensor | None,
+        batch: int,
+        patch_shape: Sequence[int],
         device: torch.device,
     ) -> torch.Tensor:
         absent = self.type_embed(torch.tensor([_NO_BOX_MIN, _NO_BOX_MAX], device=device)).unsqueeze(0)
@@ -123,8 +132,14 @@ class PromptEncoder3D(nn.Module):
         return torch.where(present.view(-1, 1, 1, 1, 1), dense, no_mask)
 
     def forward(
-        self, prompts: Prompts, *, batch: int, patch_shape: Sequence[int], grid_shape: Sequence[int],
-        device: torch.device, point_features: torch.Tensor | None = None,
+        self,
+        prompts: Prompts,
+        *,
+        batch: int,
+        patch_shape: Sequence[int],
+        grid_shape: Sequence[int],
+        device: torch.device,
+        point_features: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Embeds validated prompts.
 

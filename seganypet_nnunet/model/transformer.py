@@ -40,8 +40,9 @@ class Attention(nn.Module):
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """q: (B, Nq, C), k/v: (B, Nk, C) float -> (B, Nq, C) float."""
-        out = F.scaled_dot_product_attention(self._split(self.q_proj(q)), self._split(self.k_proj(k)),
-                                             self._split(self.v_proj(v)))
+        out = F.scaled_dot_product_attention(
+            self._split(self.q_proj(q)), self._split(self.k_proj(k)), self._split(self.v_proj(v))
+        )
         b, h, n, d = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, h * d))
 
@@ -93,7 +94,10 @@ class TwoWayTransformer(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(
             TwoWayAttentionBlock(
-                embed_dim=embed_dim, num_heads=num_heads, mlp_dim=mlp_dim, attention_downsample=attention_downsample,
+                embed_dim=embed_dim,
+                num_heads=num_heads,
+                mlp_dim=mlp_dim,
+                attention_downsample=attention_downsample,
                 skip_first_layer_pe=(i == 0),
             )
             for i in range(depth)

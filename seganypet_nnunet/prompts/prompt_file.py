@@ -121,8 +121,11 @@ def parse_prompt_document(doc, source: str = "<prompts>") -> dict[str, list[Targ
 
 def is_autopet_click_json(doc) -> bool:
     """True for either autoPET IV click form ({"tumor": ..., "background": ...} or grand-challenge "points")."""
-    return isinstance(doc, dict) and "schema" not in doc and (
-        bool({"tumor", "background"} & set(doc)) or doc.get("type") == "Multiple points")
+    return (
+        isinstance(doc, dict)
+        and "schema" not in doc
+        and (bool({"tumor", "background"} & set(doc)) or doc.get("type") == "Multiple points")
+    )
 
 
 def load_prompt_file(path: str | Path, case_images: dict[str, list[str]]) -> dict[str, list[TargetPrompts]]:
@@ -191,10 +194,14 @@ def check_inside(targets: list[TargetPrompts], info, where: str) -> None:
     for t in targets:
         for i, p in enumerate(t.points):
             if not inside(p.coord, p.space):
-                raise PromptFileError(f"{where} target {t.name!r} points[{i}].coord {list(p.coord)} ({p.space}) "
-                                      f"lies outside the image (size i,j,k = {size.astype(int).tolist()})")
+                raise PromptFileError(
+                    f"{where} target {t.name!r} points[{i}].coord {list(p.coord)} ({p.space}) "
+                    f"lies outside the image (size i,j,k = {size.astype(int).tolist()})"
+                )
         for i, b in enumerate(t.boxes):
             for key in ("min", "max"):
                 if not inside(getattr(b, key), b.space):
-                    raise PromptFileError(f"{where} target {t.name!r} boxes[{i}].{key} ({b.space}) lies outside "
-                                          f"the image (size i,j,k = {size.astype(int).tolist()})")
+                    raise PromptFileError(
+                        f"{where} target {t.name!r} boxes[{i}].{key} ({b.space}) lies outside "
+                        f"the image (size i,j,k = {size.astype(int).tolist()})"
+                    )

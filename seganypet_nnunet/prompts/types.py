@@ -79,9 +79,7 @@ class Prompts:
         return replace(self, **moved)
 
 
-def _check(
-    t: object, name: str, shape: tuple, *, floating: bool, dtype: torch.dtype | None = None
-) -> None:
+def _check(t: object, name: str, shape: tuple, *, floating: bool, dtype: torch.dtype | None = None) -> None:
     if not isinstance(t, torch.Tensor):
         raise ValueError(f"Prompts.{name} must be a torch.Tensor, got {type(t).__name__}")
     if t.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, t.shape, strict=True)):

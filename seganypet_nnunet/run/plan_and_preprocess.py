@@ -66,21 +66,33 @@ def format_plans_summary(plans: dict) -> str:
     return "\n".join(lines)
 
 
-def _preprocess_both(dataset_id: int, plans_ids: Sequence[str], configurations: Sequence[str],
-                     num_processes: Sequence[int], verbose: bool) -> None:
+def _preprocess_both(
+    dataset_id: int,
+    plans_ids: Sequence[str],
+    configurations: Sequence[str],
+    num_processes: Sequence[int],
+    verbose: bool,
+) -> None:
     """nnU-Net's ``preprocess_dataset`` for every plans identifier (configurations sharing data are skipped)."""
     from nnunetv2.experiment_planning.plan_and_preprocess_api import preprocess_dataset
 
     if len(num_processes) not in (1, len(configurations)):
-        raise ValueError(f"-np: give one number or one per configuration ({len(configurations)}), "
-                         f"got {len(num_processes)}")
+        raise ValueError(
+            f"-np: give one number or one per configuration ({len(configurations)}), got {len(num_processes)}"
+        )
     repeated = list(num_processes) * (len(configurations) // len(num_processes))
     per_config = dict(zip(configurations, repeated, strict=True))
     configs = [c for c in configurations if c not in SHARES_DATA]
     for plans_id in plans_ids:
         if configs:
-            preprocess_dataset(dataset_id, plans_id, configs, [per_config[c] for c in configs], verbose=verbose,
-                               show_progress_bar=verbose)
+            preprocess_dataset(
+                dataset_id,
+                plans_id,
+                configs,
+                [per_config[c] for c in configs],
+                verbose=verbose,
+                show_progress_bar=verbose,
+            )
 
 
 def plan_and_preprocess(
@@ -139,11 +151,20 @@ def plan_and_preprocess(
     spacing = [float(s) for s in overwrite_target_spacing] if overwrite_target_spacing is not None else None
     result: dict = {"plans_identifier": None, "baseline_plans_identifier": None, "datasets": {}}
     for dataset_id, raw_folder in raw_folders.items():
-        extract_fingerprint_dataset(dataset_id, DatasetFingerprintExtractor, fingerprint_processes or default_np,
-                                    verify_dataset_integrity, clean, verbose, show_progress_bar=verbose)
+        extract_fingerprint_dataset(
+            dataset_id,
+            DatasetFingerprintExtractor,
+            fingerprint_processes or default_np,
+            verify_dataset_integrity,
+            clean,
+            verbose,
+            show_progress_bar=verbose,
+        )
         with _planning_thread_setting():
-            planned = [plan_experiment_dataset(dataset_id, cls, gpu_memory_target, overwrite_target_spacing=spacing)
-                       for cls in ((ours, reference) if baseline else (ours,))]
+            planned = [
+                plan_experiment_dataset(dataset_id, cls, gpu_memory_target, overwrite_target_spacing=spacing)
+                for cls in ((ours, reference) if baseline else (ours,))
+            ]
         preprocessed = nnunet_folder("nnUNet_preprocessed") / raw_folder.name
         case_ids = _training_case_ids(raw_folder)
         splits = maybe_write_patient_splits(raw_folder, preprocessed, case_ids)
@@ -182,26 +203,56 @@ def plan_and_preprocess_entry() -> None:
 
     parser = argparse.ArgumentParser(description="Fingerprint, plan (SegAnyPET + nnU-Net baseline) and preprocess.")
     parser.add_argument("-d", nargs="+", type=int, required=True, help="[REQUIRED] Dataset ids, e.g. 901 902.")
-    parser.add_argument("-pl", default="SegAnyPETPlanner",
-                        help=f"[OPTIONAL] Planner preset, one of {', '.join(PLANNERS)}. Default: SegAnyPETPlanner.")
-    parser.add_argument("-c", nargs="+", default=list(DEFAULT_CONFIGURATIONS),
-                        help="[OPTIONAL] Configurations to preprocess. Default: 3d_fullres.")
-    parser.add_argument("-np", nargs="+", type=int, default=None,
-                        help="[OPTIONAL] Preprocessing processes: one number or one per configuration. "
-                             "Default: nnUNet_def_n_proc or 8.")
-    parser.add_argument("-npfp", type=int, default=None,
-                        help="[OPTIONAL] Processes for integrity check and fingerprint. "
-                             "Default: nnUNet_def_n_proc or 8.")
-    parser.add_argument("--verify_dataset_integrity", action="store_true",
-                        help="[RECOMMENDED] Run nnU-Net's dataset integrity check first.")
-    parser.add_argument("-gpu_memory_target", type=float, default=None,
-                        help="[OPTIONAL] GPU memory target in GB for both planners. Default: planner default.")
-    parser.add_argument("-overwrite_target_spacing", nargs=3, type=float, default=None,
-                        help="[OPTIONAL] 3d_fullres target spacing, three numbers (preprocessed axis order).")
+    parser.add_argument(
+        "-pl",
+        default="SegAnyPETPlanner",
+        help=f"[OPTIONAL] Planner preset, one of {', '.join(PLANNERS)}. Default: SegAnyPETPlanner.",
+    )
+    parser.add_argument(
+        "-c",
+        nargs="+",
+        default=list(DEFAULT_CONFIGURATIONS),
+        help="[OPTIONAL] Configurations to preprocess. Default: 3d_fullres.",
+    )
+    parser.add_argument(
+        "-np",
+        nargs="+",
+        type=int,
+        default=None,
+        help="[OPTIONAL] Preprocessing processes: one number or one per configuration. "
+        "Default: nnUNet_def_n_proc or 8.",
+    )
+    parser.add_argument(
+        "-npfp",
+        type=int,
+        default=None,
+        help="[OPTIONAL] Processes for integrity check and fingerprint. Default: nnUNet_def_n_proc or 8.",
+    )
+    parser.add_argument(
+        "--verify_dataset_integrity",
+        action="store_true",
+        help="[RECOMMENDED] Run nnU-Net's dataset integrity check first.",
+    )
+    parser.add_argument(
+        "-gpu_memory_target",
+        type=float,
+        default=None,
+        help="[OPTIONAL] GPU memory target in GB for both planners. Default: planner default.",
+    )
+    parser.add_argument(
+        "-overwrite_target_spacing",
+        nargs=3,
+        type=float,
+        default=None,
+        help="[OPTIONAL] 3d_fullres target spacing, three numbers (preprocessed axis order).",
+    )
     parser.add_argument("--no_pp", action="store_true", help="[OPTIONAL] Plan only, do not preprocess.")
     parser.add_argument("--clean", action="store_true", help="[OPTIONAL] Recompute an existing fingerprint.")
-    parser.add_argument("--no_baseline", action="store_true",
-                        help="[OPTIONAL] Do not plan/preprocess the matching nnU-Net baseline plans.")
+    parser.add_argument(
+        "--no_baseline",
+        action="store_true",
+        help="[OPTIONAL] Do not plan/preprocess the matching nnU-Net baseline plans.",
+    )
     parser.add_argument("--verbose", action="store_true", help="[OPTIONAL] Verbose nnU-Net output, progress bars.")
     args = parser.parse_args()
     try:
@@ -211,10 +262,18 @@ def plan_and_preprocess_entry() -> None:
         parser.error(str(error))
     try:
         result = plan_and_preprocess(
-            args.d, planner=args.pl, configurations=args.c, num_processes=args.np,
-            verify_dataset_integrity=args.verify_dataset_integrity, gpu_memory_target=args.gpu_memory_target,
-            overwrite_target_spacing=args.overwrite_target_spacing, preprocess=not args.no_pp,
-            baseline=not args.no_baseline, clean=args.clean, fingerprint_processes=args.npfp, verbose=args.verbose,
+            args.d,
+            planner=args.pl,
+            configurations=args.c,
+            num_processes=args.np,
+            verify_dataset_integrity=args.verify_dataset_integrity,
+            gpu_memory_target=args.gpu_memory_target,
+            overwrite_target_spacing=args.overwrite_target_spacing,
+            preprocess=not args.no_pp,
+            baseline=not args.no_baseline,
+            clean=args.clean,
+            fingerprint_processes=args.npfp,
+            verbose=args.verbose,
         )
     except (KeyError, FileNotFoundError, ValueError) as error:
         parser.error(str(error.args[0]) if error.args else repr(error))

@@ -29,9 +29,15 @@ def make_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_trainer(trainer_class: type, dataset_name_or_id: Union[str, int], configuration: str,
-                  fold: Union[int, str], plans_identifier: str, continue_training: bool = False,
-                  device: torch.device = CUDA):
+def build_trainer(
+    trainer_class: type,
+    dataset_name_or_id: Union[str, int],
+    configuration: str,
+    fold: Union[int, str],
+    plans_identifier: str,
+    continue_training: bool = False,
+    device: torch.device = CUDA,
+):
     """nnU-Net's ``get_trainer_from_args`` for a class object: loads plans + dataset.json from nnUNet_preprocessed."""
     from batchgenerators.utilities.file_and_folder_operations import join, load_json
     from nnunetv2.paths import nnUNet_preprocessed
@@ -44,12 +50,24 @@ def build_trainer(trainer_class: type, dataset_name_or_id: Union[str, int], conf
     plans = load_json(plans_file)
     plans["continue_training"] = continue_training
     fold = fold if fold == "all" else int(fold)
-    return trainer_class(plans=plans, configuration=configuration, fold=fold,
-                         dataset_json=load_json(join(folder, "dataset.json")), device=device)
+    return trainer_class(
+        plans=plans,
+        configuration=configuration,
+        fold=fold,
+        dataset_json=load_json(join(folder, "dataset.json")),
+        device=device,
+    )
 
 
-def _run(trainer, continue_training: bool, only_run_validation: bool, pretrained_weights: str | None,
-         export_validation_probabilities: bool, val_with_best: bool, disable_checkpointing: bool) -> None:
+def _run(
+    trainer,
+    continue_training: bool,
+    only_run_validation: bool,
+    pretrained_weights: str | None,
+    export_validation_probabilities: bool,
+    val_with_best: bool,
+    disable_checkpointing: bool,
+) -> None:
     """The part of nnU-Net's run_training / run_ddp after the trainer exists."""
     from nnunetv2.run.run_training import maybe_load_checkpoint
     from torch.backends import cudnn
@@ -70,24 +88,41 @@ def _run(trainer, continue_training: bool, only_run_validation: bool, pretrained
     trainer.perform_actual_validation(export_validation_probabilities)
 
 
-def _run_ddp(rank: int, trainer_class: type, dataset_name_or_id: str, configuration: str, fold: Union[int, str],
-             plans_identifier: str, world_size: int, run_kwargs: dict) -> None:
+def _run_ddp(
+    rank: int,
+    trainer_class: type,
+    dataset_name_or_id: str,
+    configuration: str,
+    fold: Union[int, str],
+    plans_identifier: str,
+    world_size: int,
+    run_kwargs: dict,
+) -> None:
     """One DDP rank, as nnU-Net's ``run_ddp`` (nccl, one GPU per rank) but with the class object."""
     import torch.distributed as dist
 
     dist.init_process_group("nccl", rank=rank, world_size=world_size)
     torch.cuda.set_device(torch.device("cuda", dist.get_rank()))
-    trainer = build_trainer(trainer_class, dataset_name_or_id, configuration, fold, plans_identifier,
-                            run_kwargs["continue_training"])
+    trainer = build_trainer(
+        trainer_class, dataset_name_or_id, configuration, fold, plans_identifier, run_kwargs["continue_training"]
+    )
     _run(trainer, **run_kwargs)
     dist.destroy_process_group()
 
 
 def train_with_class(
-    trainer_class: type, dataset_name_or_id: Union[str, int], configuration: str, fold: Union[int, str],
-    plans_identifier: str = "SegAnyPETPlans", device: torch.device = CUDA,
-    continue_training: bool = False, only_run_validation: bool = False, export_validation_probabilities: bool = False,
-    pretrained_weights: str | None = None, num_gpus: int = 1, val_with_best: bool = False,
+    trainer_class: type,
+    dataset_name_or_id: Union[str, int],
+    configuration: str,
+    fold: Union[int, str],
+    plans_identifier: str = "SegAnyPETPlans",
+    device: torch.device = CUDA,
+    continue_training: bool = False,
+    only_run_validation: bool = False,
+    export_validation_probabilities: bool = False,
+    pretrained_weights: str | None = None,
+    num_gpus: int = 1,
+    val_with_best: bool = False,
     disable_checkpointing: bool = False,
 ):
     """Trains ``trainer_class`` like ``nnUNetv2_train`` into ``$nnUNet_results/DatasetXXX/<Trainer>__<Plans>__<cfg>/``.
@@ -108,9 +143,12 @@ def train_with_class(
         the trainer after validation (single process), None for DDP.
     """
     run_kwargs = dict(
-        continue_training=continue_training, only_run_validation=only_run_validation,
-        pretrained_weights=pretrained_weights, export_validation_probabilities=export_validation_probabilities,
-        val_with_best=val_with_best, disable_checkpointing=disable_checkpointing,
+        continue_training=continue_training,
+        only_run_validation=only_run_validation,
+        pretrained_weights=pretrained_weights,
+        export_validation_probabilities=export_validation_probabilities,
+        val_with_best=val_with_best,
+        disable_checkpointing=disable_checkpointing,
     )
     if num_gpus > 1:
         import torch.multiprocessing as mp
@@ -120,11 +158,16 @@ def train_with_class(
             raise ValueError(f"DDP training (num_gpus > 1) needs -device cuda, got {device.type}")
         os.environ["MASTER_ADDR"] = "localhost"
         os.environ.setdefault("MASTER_PORT", str(find_free_network_port()))
-        mp.spawn(_run_ddp, args=(trainer_class, str(dataset_name_or_id), configuration, fold, plans_identifier,
-                                 num_gpus, run_kwargs), nprocs=num_gpus, join=True)
+        mp.spawn(
+            _run_ddp,
+            args=(trainer_class, str(dataset_name_or_id), configuration, fold, plans_identifier, num_gpus, run_kwargs),
+            nprocs=num_gpus,
+            join=True,
+        )
         return None
-    trainer = build_trainer(trainer_class, dataset_name_or_id, configuration, fold, plans_identifier,
-                            continue_training, device)
+    trainer = build_trainer(
+        trainer_class, dataset_name_or_id, configuration, fold, plans_identifier, continue_training, device
+    )
     _run(trainer, **run_kwargs)
     return trainer
 
@@ -150,9 +193,21 @@ def train_entry() -> None:
     p.add_argument("--disable_checkpointing", action="store_true", help="[OPTIONAL] write no checkpoints")
     p.add_argument("-device", default="cuda", choices=DEVICES, help="[OPTIONAL] cuda (default), cpu or mps")
     a = p.parse_args()
-    train_with_class(get_trainer_class(a.tr), a.dataset_name_or_id, a.configuration, a.fold, a.p,
-                     make_device(a.device), a.c, a.val, a.npz, a.pretrained_weights, a.num_gpus, a.val_best,
-                     a.disable_checkpointing)
+    train_with_class(
+        get_trainer_class(a.tr),
+        a.dataset_name_or_id,
+        a.configuration,
+        a.fold,
+        a.p,
+        make_device(a.device),
+        a.c,
+        a.val,
+        a.npz,
+        a.pretrained_weights,
+        a.num_gpus,
+        a.val_best,
+        a.disable_checkpointing,
+    )
 
 
 if __name__ == "__main__":

@@ -10,5 +10,12 @@ from seganypet_nnunet.synthetic.case import SyntheticCase, make_case
 from seganypet_nnunet.synthetic.config import AUTOPET_SPACING, LABELS, SyntheticConfig
 from seganypet_nnunet.synthetic.dataset import case_identifier, make_dataset
 
-__all__ = ["AUTOPET_SPACING", "LABELS", "SyntheticCase", "SyntheticConfig", "case_identifier", "make_case",
-           "make_dataset"]
+__all__ = [
+    "AUTOPET_SPACING",
+    "LABELS",
+    "SyntheticCase",
+    "SyntheticConfig",
+    "case_identifier",
+    "make_case",
+    "make_dataset",
+]

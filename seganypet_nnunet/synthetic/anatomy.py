@@ -101,8 +101,17 @@ def _vary(prims: tuple, anchor: np.ndarray, scale: np.ndarray, rot: np.ndarray, 
     return tuple(out)
 
 
-def _organ(rng: np.random.Generator, name: str, prims: tuple, tissue: Tissue, deform: float, var: float = 0.12,
-           inner: tuple | None = None, inner_tissue: Tissue = Tissue.AIR, scale: np.ndarray | None = None) -> Organ:
+def _organ(
+    rng: np.random.Generator,
+    name: str,
+    prims: tuple,
+    tissue: Tissue,
+    deform: float,
+    var: float = 0.12,
+    inner: tuple | None = None,
+    inner_tissue: Tissue = Tissue.AIR,
+    scale: np.ndarray | None = None,
+) -> Organ:
     """Randomly varied organ: per-axis scale ~ 1 +- ``var``, shift ~ 6 mm, rotation ~ 6 degrees."""
     anchor = np.mean([p.center if isinstance(p, Ellipsoid) else p.p0 for p in prims], axis=0)
     scale = rng.uniform(1 - var, 1 + var, 3) if scale is None else scale
@@ -133,8 +142,9 @@ def _glands(rng: np.random.Generator) -> list[Organ]:
     organs = []
     for side in (-1, 1):
         organs.append(_organ(rng, "parotid", (Ellipsoid((side * 55, 10, -175), (14, 20, 24)),), Tissue.SALIVARY, 2.0))
-        organs.append(_organ(rng, "submandibular", (Ellipsoid((side * 35, -38, -205), (11, 12, 11)),),
-                             Tissue.SALIVARY, 1.5))
+        organs.append(
+            _organ(rng, "submandibular", (Ellipsoid((side * 35, -38, -205), (11, 12, 11)),), Tissue.SALIVARY, 1.5)
+        )
     return organs
 
 
@@ -143,8 +153,12 @@ def _thorax(rng: np.random.Generator) -> tuple[list[Organ], list[Organ]]:
     heart_rot = tuple(rotation_matrix((-20, 15, 35)).ravel())
     heart = (Ellipsoid((25, -30, -490), (62, 50, 56), heart_rot),)
     cavity = (Ellipsoid((25, -30, -490), (50, 38, 44), heart_rot),)
-    aorta = (Capsule((12, -18, -470), (8, -10, -385), 13.0), Capsule((8, -10, -385), (15, 35, -390), 12.0),
-             Capsule((15, 35, -390), (12, 45, -560), 12.0), Capsule((12, 45, -560), (5, 40, -750), 11.0))
+    aorta = (
+        Capsule((12, -18, -470), (8, -10, -385), 13.0),
+        Capsule((8, -10, -385), (15, 35, -390), 12.0),
+        Capsule((15, 35, -390), (12, 45, -560), 12.0),
+        Capsule((12, 45, -560), (5, 40, -750), 11.0),
+    )
     return [
         _organ(rng, "lung_left", (Ellipsoid((85, 15, -445), (60, 85, 125)),), Tissue.LUNG, 6.0),
         _organ(rng, "lung_right", (Ellipsoid((-85, 15, -435), (66, 88, 118)),), Tissue.LUNG, 6.0),
@@ -153,8 +167,10 @@ def _thorax(rng: np.random.Generator) -> tuple[list[Organ], list[Organ]]:
 
 
 def _abdomen(rng: np.random.Generator, bladder_fill: float) -> list[Organ]:
-    liver = (Ellipsoid((-65, 0, -585), (95, 85, 82), tuple(rotation_matrix((0, 10, -10)).ravel())),
-             Ellipsoid((20, -35, -590), (65, 42, 42), tuple(rotation_matrix((0, -15, 10)).ravel())))
+    liver = (
+        Ellipsoid((-65, 0, -585), (95, 85, 82), tuple(rotation_matrix((0, 10, -10)).ravel())),
+        Ellipsoid((20, -35, -590), (65, 42, 42), tuple(rotation_matrix((0, -15, 10)).ravel())),
+    )
     spleen = (Ellipsoid((100, 50, -585), (30, 52, 58), tuple(rotation_matrix((0, 15, -30)).ravel())),)
     organs = [_organ(rng, "liver", liver, Tissue.LIVER, 7.0), _organ(rng, "spleen", spleen, Tissue.SPLEEN, 4.0)]
     for name, side, z in (("kidney_left", 1, -665), ("kidney_right", -1, -685)):
@@ -172,16 +188,26 @@ def _head(rng: np.random.Generator) -> list[Organ]:
     brain = (Ellipsoid((0, 5, -100), (65, 82, 68)),)
     white = (Ellipsoid((0, 5, -100), (36, 45, 37)),)
     scale = rng.uniform(0.92, 1.08, 3)
-    return [_organ(rng, "skull", skull, Tissue.BONE, 2.0, scale=scale),
-            _organ(rng, "brain", brain, Tissue.BRAIN_GM, 2.0, inner=white, inner_tissue=Tissue.BRAIN_WM, scale=scale)]
+    return [
+        _organ(rng, "skull", skull, Tissue.BONE, 2.0, scale=scale),
+        _organ(rng, "brain", brain, Tissue.BRAIN_GM, 2.0, inner=white, inner_tissue=Tissue.BRAIN_WM, scale=scale),
+    ]
 
 
 def _body(rng: np.random.Generator) -> Shape:
-    trunk = Profile(z_knots=(-870, -800, -700, -600, -450, -330, -290, -250),
-                    rx_knots=(168, 172, 155, 150, 165, 172, 150, 58),
-                    ry_knots=(100, 108, 106, 108, 112, 105, 88, 58), y_center=12.0)
-    parts = (Ellipsoid((0, 5, -112), (78, 98, 114)), Capsule((0, 8, -200), (0, 12, -270), 56.0), trunk,
-             Capsule((-88, 12, -830), (-98, 15, -1250), 82.0), Capsule((88, 12, -830), (98, 15, -1250), 82.0))
+    trunk = Profile(
+        z_knots=(-870, -800, -700, -600, -450, -330, -290, -250),
+        rx_knots=(168, 172, 155, 150, 165, 172, 150, 58),
+        ry_knots=(100, 108, 106, 108, 112, 105, 88, 58),
+        y_center=12.0,
+    )
+    parts = (
+        Ellipsoid((0, 5, -112), (78, 98, 114)),
+        Capsule((0, 8, -200), (0, 12, -270), 56.0),
+        trunk,
+        Capsule((-88, 12, -830), (-98, 15, -1250), 82.0),
+        Capsule((88, 12, -830), (98, 15, -1250), 82.0),
+    )
     return Shape.random(parts, 4.0, rng)
 
 
@@ -191,8 +217,13 @@ def sample_patient(rng: np.random.Generator) -> Patient:
     lungs_aorta, heart = _thorax(rng)
     organs = _bones(rng) + _glands(rng) + lungs_aorta + _abdomen(rng, 1.0) + heart + _head(rng)
     girth = float(rng.uniform(0.88, 1.15))
-    return Patient(body, tuple(organs), float(rng.uniform(6, 25) * girth), (girth, girth * rng.uniform(0.94, 1.06)),
-                   float(rng.uniform(0.93, 1.07)))
+    return Patient(
+        body,
+        tuple(organs),
+        float(rng.uniform(6, 25) * girth),
+        (girth, girth * rng.uniform(0.94, 1.06)),
+        float(rng.uniform(0.93, 1.07)),
+    )
 
 
 def with_bladder_fill(patient: Patient, fill: float) -> Patient:
@@ -216,8 +247,12 @@ def make_grid(config: SyntheticConfig, rng: np.random.Generator) -> Grid:
         direction = rotation_matrix(rng.uniform(3, 8, 3) * rng.choice([-1, 1], 3))
     center = np.array([rng.uniform(-20, 20), rng.uniform(-20, 20), -0.5 * shape[2] * spacing[2]])
     origin = center - direction @ (spacing * (shape - 1) / 2)
-    return Grid(tuple(int(s) for s in shape), tuple(float(s) for s in spacing), tuple(float(o) for o in origin),
-                tuple(float(d) for d in direction.ravel()))
+    return Grid(
+        tuple(int(s) for s in shape),
+        tuple(float(s) for s in spacing),
+        tuple(float(o) for o in origin),
+        tuple(float(d) for d in direction.ravel()),
+    )
 
 
 def make_placement(patient: Patient, grid: Grid, body_scale: float, rng: np.random.Generator) -> Placement:

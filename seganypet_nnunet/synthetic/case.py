@@ -85,12 +85,27 @@ def make_case(seed: int, config: SyntheticConfig | None = None, *, patient_seed:
         pet = add_noise(pet, grid.spacing, config.count_level, post_fwhm, rng)
     ct = grid.to_image(ct_image(anatomy.tissue, rng)) if config.with_ct else None
     truth = {
-        "seed": int(seed), "patient_seed": int(patient_seed), "tracer": config.tracer, "size": config.size,
-        "fwhm_mm": round(fwhm, 4), "psf_fwhm_mm": round(psf_fwhm, 4), "post_filter_fwhm_mm": round(post_fwhm, 4),
-        "count_level": config.count_level, "tissue_suv": {k: round(v, 4) for k, v in tissue_suv.items()},
-        "organ_suv": _organ_means(anatomy.labels, suv_true), "lesions": lesions,
-        "spacing": list(grid.spacing), "origin": list(grid.origin), "direction": list(grid.direction),
+        "seed": int(seed),
+        "patient_seed": int(patient_seed),
+        "tracer": config.tracer,
+        "size": config.size,
+        "fwhm_mm": round(fwhm, 4),
+        "psf_fwhm_mm": round(psf_fwhm, 4),
+        "post_filter_fwhm_mm": round(post_fwhm, 4),
+        "count_level": config.count_level,
+        "tissue_suv": {k: round(v, 4) for k, v in tissue_suv.items()},
+        "organ_suv": _organ_means(anatomy.labels, suv_true),
+        "lesions": lesions,
+        "spacing": list(grid.spacing),
+        "origin": list(grid.origin),
+        "direction": list(grid.direction),
     }
-    return SyntheticCase(pet=grid.to_image(pet.astype(np.float32)), ct=ct, labels=grid.to_image(anatomy.labels),
-                         instances=grid.to_image(instances), patient_id=f"SYN{int(patient_seed):06d}", truth=truth,
-                         suv_true=grid.to_image(suv_true))
+    return SyntheticCase(
+        pet=grid.to_image(pet.astype(np.float32)),
+        ct=ct,
+        labels=grid.to_image(anatomy.labels),
+        instances=grid.to_image(instances),
+        patient_id=f"SYN{int(patient_seed):06d}",
+        truth=truth,
+        suv_true=grid.to_image(suv_true),
+    )

@@ -15,27 +15,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-n", type=str, default="SyntheticPET", help="[OPTIONAL] dataset name. Default: SyntheticPET")
     parser.add_argument("-num_train", type=int, default=6, help="[OPTIONAL] number of training cases. Default: 6")
     parser.add_argument("-num_test", type=int, default=2, help="[OPTIONAL] number of test cases. Default: 2")
-    parser.add_argument("--small", action="store_true",
-                        help="[OPTIONAL] small child-sized cases (64^3 voxels) instead of adult whole-body (4 mm)")
-    parser.add_argument("--autopet_spacing", action="store_true",
-                        help=f"[OPTIONAL] use autoPET's voxel spacing {AUTOPET_SPACING} mm instead of the preset")
+    parser.add_argument(
+        "--small",
+        action="store_true",
+        help="[OPTIONAL] small child-sized cases (64^3 voxels) instead of adult whole-body (4 mm)",
+    )
+    parser.add_argument(
+        "--autopet_spacing",
+        action="store_true",
+        help=f"[OPTIONAL] use autoPET's voxel spacing {AUTOPET_SPACING} mm instead of the preset",
+    )
     parser.add_argument("--psma", action="store_true", help="[OPTIONAL] PSMA uptake profile instead of FDG")
     parser.add_argument("--ct", action="store_true", help="[OPTIONAL] also write a CT-like channel (_0001, 'CT')")
     parser.add_argument("--oblique", action="store_true", help="[OPTIONAL] write a rotated (oblique) image grid")
     parser.add_argument("-max_lesions", type=int, default=4, help="[OPTIONAL] max lesions per case. Default: 4")
     parser.add_argument("-seed", type=int, default=0, help="[OPTIONAL] base seed. Default: 0")
-    parser.add_argument("-o", type=str, default=None,
-                        help="[OPTIONAL] raw root folder to write into instead of $nnUNet_raw")
+    parser.add_argument(
+        "-o", type=str, default=None, help="[OPTIONAL] raw root folder to write into instead of $nnUNet_raw"
+    )
     return parser
 
 
 def make_synthetic_entry(argv: list[str] | None = None) -> None:
     """Console entry point; prints the dataset folder."""
     args = build_parser().parse_args(argv)
-    config = SyntheticConfig(size="small" if args.small else "whole_body",
-                             spacing=AUTOPET_SPACING if args.autopet_spacing else None,
-                             tracer="psma" if args.psma else "fdg", with_ct=args.ct, oblique=args.oblique,
-                             max_lesions=args.max_lesions)
+    config = SyntheticConfig(
+        size="small" if args.small else "whole_body",
+        spacing=AUTOPET_SPACING if args.autopet_spacing else None,
+        tracer="psma" if args.psma else "fdg",
+        with_ct=args.ct,
+        oblique=args.oblique,
+        max_lesions=args.max_lesions,
+    )
     folder = make_dataset(args.d, args.n, args.num_train, args.num_test, config, args.seed, args.o)
     print(folder)
 

@@ -63,8 +63,15 @@ def _write_case(folder: Path, split: str, case_id: str, seed: int, patient_seed:
     return case.patient_id
 
 
-def make_dataset(dataset_id: int, name: str = "SyntheticPET", num_train: int = 6, num_test: int = 2,
-                 config: SyntheticConfig | None = None, seed: int = 0, raw_root: str | Path | None = None) -> Path:
+def make_dataset(
+    dataset_id: int,
+    name: str = "SyntheticPET",
+    num_train: int = 6,
+    num_test: int = 2,
+    config: SyntheticConfig | None = None,
+    seed: int = 0,
+    raw_root: str | Path | None = None,
+) -> Path:
     """Generate ``DatasetXXX_Name`` in nnU-Net raw layout and return its folder.
 
     Writes imagesTr/labelsTr (+ imagesTs/labelsTs), ``_0000`` = PET (SUV), ``_0001`` = CT if ``with_ct``,

@@ -17,10 +17,18 @@ from seganypet_nnunet.synthetic.uptake import TracerProfile, sample_lesion_suv
 
 #: Lymph-node stations in the body frame (mm): cervical, axillary, mediastinal, hilar, para-aortic, iliac, inguinal.
 NODE_STATIONS: dict[str, tuple[float, float, float]] = {
-    "cervical_l": (42, -5, -235), "cervical_r": (-42, -5, -235), "axillary_l": (135, 15, -340),
-    "axillary_r": (-135, 15, -340), "mediastinal": (5, 0, -410), "hilar_l": (40, 15, -440),
-    "hilar_r": (-40, 15, -440), "para_aortic": (-22, 40, -660), "iliac_l": (65, 30, -790),
-    "iliac_r": (-65, 30, -790), "inguinal_l": (88, -55, -880), "inguinal_r": (-88, -55, -880),
+    "cervical_l": (42, -5, -235),
+    "cervical_r": (-42, -5, -235),
+    "axillary_l": (135, 15, -340),
+    "axillary_r": (-135, 15, -340),
+    "mediastinal": (5, 0, -410),
+    "hilar_l": (40, 15, -440),
+    "hilar_r": (-40, 15, -440),
+    "para_aortic": (-22, 40, -660),
+    "iliac_l": (65, 30, -790),
+    "iliac_r": (-65, 30, -790),
+    "inguinal_l": (88, -55, -880),
+    "inguinal_r": (-88, -55, -880),
 }
 ORGAN_SITES = ("liver", "lung_left", "lung_right", "spleen", "spine", "ilium", "soft_tissue")
 NODE_PROBABILITY = 0.4
@@ -57,8 +65,9 @@ def _point_in(patient: Patient, site: str, rng: np.random.Generator) -> np.ndarr
     return np.asarray(prim.center) + rot @ (u * np.asarray(prim.radii))
 
 
-def sample_lesions(patient: Patient, config: SyntheticConfig, profile: TracerProfile,
-                   rng: np.random.Generator) -> list[LesionSpec]:
+def sample_lesions(
+    patient: Patient, config: SyntheticConfig, profile: TracerProfile, rng: np.random.Generator
+) -> list[LesionSpec]:
     """Draw 0..``config.max_lesions`` lesions: single organ/bone/soft-tissue lesions and lymph-node clusters."""
     count = int(rng.integers(0, config.max_lesions + 1))
     lo, hi = config.lesion_diameter_mm
@@ -70,14 +79,20 @@ def sample_lesions(patient: Patient, config: SyntheticConfig, profile: TracerPro
             base = np.asarray(NODE_STATIONS[station], float)
             for _ in range(size):
                 d = _log_uniform(rng, max(lo, 6.0), min(hi, 25.0))
-                specs.append(LesionSpec(tuple(base + rng.normal(0, 12, 3)), d, sample_lesion_suv(profile, rng),
-                                        f"node_{station}", False))
+                specs.append(
+                    LesionSpec(
+                        tuple(base + rng.normal(0, 12, 3)), d, sample_lesion_suv(profile, rng), f"node_{station}", False
+                    )
+                )
         else:
             site = str(rng.choice(ORGAN_SITES))
             d = _log_uniform(rng, lo, hi)
             necrotic = d > 20 and rng.random() < NECROSIS_PROBABILITY
-            specs.append(LesionSpec(tuple(_point_in(patient, site, rng)), d, sample_lesion_suv(profile, rng),
-                                    site, bool(necrotic)))
+            specs.append(
+                LesionSpec(
+                    tuple(_point_in(patient, site, rng)), d, sample_lesion_suv(profile, rng), site, bool(necrotic)
+                )
+            )
     return specs
 
 
@@ -90,8 +105,9 @@ def _lesion_shape(spec: LesionSpec, body_scale: np.ndarray, rng: np.random.Gener
     return shape, core
 
 
-def paint_lesions(specs: list[LesionSpec], anatomy: Anatomy, sampler: Sampler,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+def paint_lesions(
+    specs: list[LesionSpec], anatomy: Anatomy, sampler: Sampler, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Voxelise lesions into ``anatomy`` (labels and tissue, in place).
 
     Returns:
@@ -121,8 +137,9 @@ def paint_lesions(specs: list[LesionSpec], anatomy: Anatomy, sampler: Sampler,
     return _finalise(instances, lesion_suv, anatomy, painted, sampler)
 
 
-def _paint_core(core: Shape, sampler: Sampler, anatomy: Anatomy, lesion_mask: np.ndarray, lesion_suv: np.ndarray
-                ) -> None:
+def _paint_core(
+    core: Shape, sampler: Sampler, anatomy: Anatomy, lesion_mask: np.ndarray, lesion_suv: np.ndarray
+) -> None:
     hit = rasterize(core, sampler)
     if hit is None:
         return
@@ -132,8 +149,9 @@ def _paint_core(core: Shape, sampler: Sampler, anatomy: Anatomy, lesion_mask: np
     lesion_suv[crop][inside] = 0.0
 
 
-def _finalise(instances: np.ndarray, lesion_suv: np.ndarray, anatomy: Anatomy, painted: list[LesionSpec],
-              sampler: Sampler) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+def _finalise(
+    instances: np.ndarray, lesion_suv: np.ndarray, anatomy: Anatomy, painted: list[LesionSpec], sampler: Sampler
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Relabel surviving instances 1..K (later lesions may cover earlier ones), set label ``lesion``, build records."""
     present = np.unique(instances)
     present = present[present > 0]
@@ -147,7 +165,15 @@ def _finalise(instances: np.ndarray, lesion_suv: np.ndarray, anatomy: Anatomy, p
     for new_id, old_id in enumerate(present, start=1):
         spec = painted[int(old_id) - 1]
         center = sampler.placement.body_to_world(np.asarray([spec.center]))[0]
-        records.append({"id": new_id, "site": spec.site, "center_world_mm": [round(float(c), 2) for c in center],
-                        "diameter_mm": round(spec.diameter_mm, 2), "suv_mean": round(spec.suv, 3),
-                        "necrotic": spec.necrotic, "volume_ml": round(float(counts[new_id]) * volume_ml, 3)})
+        records.append(
+            {
+                "id": new_id,
+                "site": spec.site,
+                "center_world_mm": [round(float(c), 2) for c in center],
+                "diameter_mm": round(spec.diameter_mm, 2),
+                "suv_mean": round(spec.suv, 3),
+                "necrotic": spec.necrotic,
+                "volume_ml": round(float(counts[new_id]) * volume_ml, 3),
+            }
+        )
     return instances, lesion_suv, records

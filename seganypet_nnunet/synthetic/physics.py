@@ -18,9 +18,24 @@ FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # 2.3548
 
 #: Mean HU per tissue of the CT-like image.
 CT_HU: dict[str, float] = {
-    "AIR": -1000, "FAT": -100, "MUSCLE": 45, "BONE": 700, "MARROW": 250, "BRAIN_GM": 38, "BRAIN_WM": 28,
-    "MYOCARDIUM": 45, "BLOOD": 40, "LIVER": 58, "SPLEEN": 48, "KIDNEY_CORTEX": 35, "KIDNEY_PELVIS": 10,
-    "BLADDER": 8, "LUNG": -830, "SALIVARY": 40, "LESION": 45, "NECROSIS": 20,
+    "AIR": -1000,
+    "FAT": -100,
+    "MUSCLE": 45,
+    "BONE": 700,
+    "MARROW": 250,
+    "BRAIN_GM": 38,
+    "BRAIN_WM": 28,
+    "MYOCARDIUM": 45,
+    "BLOOD": 40,
+    "LIVER": 58,
+    "SPLEEN": 48,
+    "KIDNEY_CORTEX": 35,
+    "KIDNEY_PELVIS": 10,
+    "BLADDER": 8,
+    "LUNG": -830,
+    "SALIVARY": 40,
+    "LESION": 45,
+    "NECROSIS": 20,
 }
 CT_NOISE_HU = 12.0
 
@@ -53,8 +68,13 @@ def split_fwhm(fwhm_mm: float, noise_fwhm_mm: float, noisy: bool) -> tuple[float
     return math.sqrt(max(fwhm_mm**2 - post**2, 0.0)), post
 
 
-def add_noise(blurred_zyx: np.ndarray, spacing_xyz: tuple[float, float, float], count_level: float,
-              post_fwhm_mm: float, rng: np.random.Generator) -> np.ndarray:
+def add_noise(
+    blurred_zyx: np.ndarray,
+    spacing_xyz: tuple[float, float, float],
+    count_level: float,
+    post_fwhm_mm: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Poisson noise then the post-filter; output variance = mean / ``count_level`` (SUV units), float32 (z, y, x).
 
     Counts are drawn as Poisson(mean * k) / k with k = count_level * kernel energy, so that after the post-filter

@@ -36,23 +36,57 @@ class TracerProfile:
 
 
 FDG = TracerProfile(
-    ranges={"FAT": (0.25, 0.45), "MUSCLE": (0.6, 0.95), "BONE": (0.4, 0.7), "MARROW": (1.0, 1.8),
-            "BRAIN_GM": (8.0, 11.0), "BRAIN_WM": (0.3, 0.4), "MYOCARDIUM": (1.5, 3.0), "BLOOD": (1.5, 2.0),
-            "LIVER": (1.9, 2.5), "SPLEEN": (1.6, 2.1), "KIDNEY_CORTEX": (2.0, 3.5), "KIDNEY_PELVIS": (5.0, 30.0),
-            "BLADDER": (8.0, 40.0), "LUNG": (0.4, 0.7), "SALIVARY": (2.0, 3.5), "NECROSIS": (0.3, 0.6)},
+    ranges={
+        "FAT": (0.25, 0.45),
+        "MUSCLE": (0.6, 0.95),
+        "BONE": (0.4, 0.7),
+        "MARROW": (1.0, 1.8),
+        "BRAIN_GM": (8.0, 11.0),
+        "BRAIN_WM": (0.3, 0.4),
+        "MYOCARDIUM": (1.5, 3.0),
+        "BLOOD": (1.5, 2.0),
+        "LIVER": (1.9, 2.5),
+        "SPLEEN": (1.6, 2.1),
+        "KIDNEY_CORTEX": (2.0, 3.5),
+        "KIDNEY_PELVIS": (5.0, 30.0),
+        "BLADDER": (8.0, 40.0),
+        "LUNG": (0.4, 0.7),
+        "SALIVARY": (2.0, 3.5),
+        "NECROSIS": (0.3, 0.6),
+    },
     log_uniform=("KIDNEY_PELVIS", "BLADDER"),
-    hot_myocardium=0.5, myocardium_hot=(4.0, 12.0),
-    lesion_median=5.5, lesion_sigma=0.55, lesion_range=(2.0, 20.0),
+    hot_myocardium=0.5,
+    myocardium_hot=(4.0, 12.0),
+    lesion_median=5.5,
+    lesion_sigma=0.55,
+    lesion_range=(2.0, 20.0),
 )
 
 PSMA = TracerProfile(
-    ranges={"FAT": (0.1, 0.3), "MUSCLE": (0.3, 0.6), "BONE": (0.3, 0.6), "MARROW": (0.6, 1.2),
-            "BRAIN_GM": (0.2, 0.5), "BRAIN_WM": (0.6, 0.8), "MYOCARDIUM": (1.2, 2.0), "BLOOD": (1.2, 2.0),
-            "LIVER": (4.0, 7.0), "SPLEEN": (5.0, 9.0), "KIDNEY_CORTEX": (30.0, 50.0), "KIDNEY_PELVIS": (20.0, 60.0),
-            "BLADDER": (20.0, 80.0), "LUNG": (0.3, 0.5), "SALIVARY": (11.0, 17.0), "NECROSIS": (0.3, 0.6)},
+    ranges={
+        "FAT": (0.1, 0.3),
+        "MUSCLE": (0.3, 0.6),
+        "BONE": (0.3, 0.6),
+        "MARROW": (0.6, 1.2),
+        "BRAIN_GM": (0.2, 0.5),
+        "BRAIN_WM": (0.6, 0.8),
+        "MYOCARDIUM": (1.2, 2.0),
+        "BLOOD": (1.2, 2.0),
+        "LIVER": (4.0, 7.0),
+        "SPLEEN": (5.0, 9.0),
+        "KIDNEY_CORTEX": (30.0, 50.0),
+        "KIDNEY_PELVIS": (20.0, 60.0),
+        "BLADDER": (20.0, 80.0),
+        "LUNG": (0.3, 0.5),
+        "SALIVARY": (11.0, 17.0),
+        "NECROSIS": (0.3, 0.6),
+    },
     log_uniform=("KIDNEY_PELVIS", "BLADDER"),
-    hot_myocardium=0.0, myocardium_hot=(1.2, 2.0),
-    lesion_median=9.0, lesion_sigma=0.6, lesion_range=(3.0, 40.0),
+    hot_myocardium=0.0,
+    myocardium_hot=(1.2, 2.0),
+    lesion_median=9.0,
+    lesion_sigma=0.6,
+    lesion_range=(3.0, 40.0),
 )
 
 PROFILES: dict[str, TracerProfile] = {"fdg": FDG, "psma": PSMA}
@@ -62,8 +96,9 @@ def sample_tissue_suv(profile: TracerProfile, rng: np.random.Generator) -> dict[
     """One SUV per tissue name (absolute values; ratios resolved). AIR, LESION get 0 (lesions are painted apart)."""
     suv = {"AIR": 0.0, "LESION": 0.0}
     for name, (lo, hi) in profile.ranges.items():
-        suv[name] = float(np.exp(rng.uniform(np.log(lo), np.log(hi))) if name in profile.log_uniform
-                          else rng.uniform(lo, hi))
+        suv[name] = float(
+            np.exp(rng.uniform(np.log(lo), np.log(hi))) if name in profile.log_uniform else rng.uniform(lo, hi)
+        )
     if rng.random() < profile.hot_myocardium:
         suv["MYOCARDIUM"] = float(rng.uniform(*profile.myocardium_hot))
     suv["BRAIN_WM"] *= suv["BRAIN_GM"]

@@ -172,8 +172,9 @@ def test_autopet_organ_join_and_alias(tmp_path, synthetic_cases):
         out = sitk.GetArrayFromImage(_read(folder / "labelsTr" / f"{case}.nii.gz"))
         src = sitk.GetArrayFromImage(_read(path))
         assert out.max() <= 11 and np.array_equal(out, np.where(src == 12, 11, src))
-        generated = autopet_fdg_case(synthetic_cases, "_".join(patient), AUTOPET_STUDIES["_".join(patient)].index(
-            rest[: -len("_.nii.gz")]))
+        generated = autopet_fdg_case(
+            synthetic_cases, "_".join(patient), AUTOPET_STUDIES["_".join(patient)].index(rest[: -len("_.nii.gz")])
+        )
         gen = generated.label_array
         for name, organ_id in (("liver", 1), ("kidney_left", 2), ("kidney_right", 3), ("heart", 4), ("spleen", 5),
                                ("aorta", 6)):  # fmt: skip
