@@ -28,7 +28,6 @@ from seganypet_nnunet.dataset_conversion.common import (
     add_common_arguments,
     check_same_grid,
     check_unique,
-    dataset_dirs,
     image_to_channel,
     label_image_checked,
     put_image,
@@ -37,9 +36,11 @@ from seganypet_nnunet.dataset_conversion.common import (
     require_cases,
     run_cli,
     sanitize_case_part,
+    staged_dataset,
     write_dataset_json,
     write_splits,
 )
+from seganypet_nnunet.errors import cli_entry
 
 LESION_LABELS = {"background": 0, "lesion": 1}
 
@@ -104,19 +105,22 @@ def convert_autopet_fdg(
         dataset_name: the ``Name`` part of ``DatasetXXX_Name``.
     """
     cases = find_autopet_studies(source_dir)
-    folder, images, labels = dataset_dirs(dataset_id, dataset_name, output_root)
-    for case, (_, study) in tqdm(sorted(cases.items()), desc="autoPET FDG", unit="case"):
-        _convert_study(case, study, images, labels, with_ct)
-    channels = {0: "PET", 1: "CT"} if with_ct else {0: "PET"}
-    write_dataset_json(
-        folder, channels, LESION_LABELS, len(cases),
-        name=dataset_name, reference="https://autopet.grand-challenge.org/ (FDG-PET-CT-Lesions NIfTI release)",
-        description="autoPET FDG; _0000 = SUV (release SUV.nii.gz, AcquisitionTime-based), _0001 = CTres (PET grid)",
-    )  # fmt: skip
-    write_splits(folder, {case: patient for case, (patient, _) in cases.items()})
-    return folder
+    with staged_dataset(dataset_id, dataset_name, output_root) as stage:
+        folder, images, labels, _ = stage
+        for case, (_, study) in tqdm(sorted(cases.items()), desc="autoPET FDG", unit="case"):
+            _convert_study(case, study, images, labels, with_ct)
+        channels = {0: "PET", 1: "CT"} if with_ct else {0: "PET"}
+        write_dataset_json(
+            folder, channels, LESION_LABELS, len(cases),
+            name=dataset_name, reference="https://autopet.grand-challenge.org/ (FDG-PET-CT-Lesions NIfTI release)",
+            description="autoPET FDG; _0000 = SUV (release SUV.nii.gz, AcquisitionTime-based), "
+            "_0001 = CTres (PET grid)",
+        )  # fmt: skip
+        write_splits(folder, {case: patient for case, (patient, _) in cases.items()})
+    return stage.final
 
 
+@cli_entry("seganypet_convert_autopet_fdg")
 def convert_entry() -> None:
     """``seganypet_convert_autopet_fdg SOURCE [-d 221] [-o RAW_ROOT] [--no_ct]``."""
     import argparse

@@ -29,7 +29,6 @@ from seganypet_nnunet.dataset_conversion.common import (
     ConversionError,
     add_common_arguments,
     check_same_grid,
-    dataset_dirs,
     image_to_channel,
     label_image_checked,
     put_image,
@@ -38,9 +37,11 @@ from seganypet_nnunet.dataset_conversion.common import (
     read_image_info,
     require_cases,
     run_cli,
+    staged_dataset,
     write_dataset_json,
     write_splits,
 )
+from seganypet_nnunet.errors import cli_entry
 
 CASE_RE = re.compile(r"^(?P<tracer>fdg|psma)_(?P<patient>[^_]+)_(?P<date>\d{4}-\d{2}-\d{2})$")
 FILE_RE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})\.nii\.gz$")
@@ -117,27 +118,29 @@ def convert_autopet_iv(
     if click_dir is not None and not Path(click_dir).is_dir():
         raise ConversionError(f"{click_dir}: click folder not found")
     cases = find_autopet_iv_cases(source_dir)
-    folder, images, labels = dataset_dirs(dataset_id, dataset_name, output_root)
-    prompts = {}
-    for case in tqdm(cases, desc="autoPET IV", unit="case"):
-        pet_info = _convert_case(source_dir, case, images, labels, with_ct)
-        click_path = _click_file(click_dir, case)
-        if click_path is not None:
-            prompts[case] = parse_autopet_clicks(click_path, pet_info)
-    tracers = {case: m["tracer"] for case, m in cases.items()}
-    put_json(tracers, folder / "case_to_tracer.json")
-    if click_dir is not None:
-        put_json(prompts_document(prompts), folder / "prompts.json")
-    write_dataset_json(
-        folder, {0: "PET", 1: "CT"} if with_ct else {0: "PET"}, LABELS, len(cases),
-        name=dataset_name, reference="https://autopet-iv.grand-challenge.org/ (FDG+PSMA release)",
-        description="autoPET III/IV; channels reordered: _0000 = PET SUV (source _0001), _0001 = CT (source _0000)",
-        tracer_per_case=tracers,
-    )  # fmt: skip
-    write_splits(folder, {case: m["patient"] for case, m in cases.items()})
-    return folder
+    with staged_dataset(dataset_id, dataset_name, output_root) as stage:
+        folder, images, labels, _ = stage
+        prompts = {}
+        for case in tqdm(cases, desc="autoPET IV", unit="case"):
+            pet_info = _convert_case(source_dir, case, images, labels, with_ct)
+            click_path = _click_file(click_dir, case)
+            if click_path is not None:
+                prompts[case] = parse_autopet_clicks(click_path, pet_info)
+        tracers = {case: m["tracer"] for case, m in cases.items()}
+        put_json(tracers, folder / "case_to_tracer.json")
+        if click_dir is not None:
+            put_json(prompts_document(prompts), folder / "prompts.json")
+        write_dataset_json(
+            folder, {0: "PET", 1: "CT"} if with_ct else {0: "PET"}, LABELS, len(cases),
+            name=dataset_name, reference="https://autopet-iv.grand-challenge.org/ (FDG+PSMA release)",
+            description="autoPET III/IV; channels reordered: _0000 = PET SUV (source _0001), _0001 = CT (source _0000)",
+            tracer_per_case=tracers,
+        )  # fmt: skip
+        write_splits(folder, {case: m["patient"] for case, m in cases.items()})
+    return stage.final
 
 
+@cli_entry("seganypet_convert_autopet_iv")
 def convert_entry() -> None:
     """``seganypet_convert_autopet_iv SOURCE [-d 224] [-o RAW_ROOT] [-c CLICK_DIR] [--no_ct]``."""
     import argparse

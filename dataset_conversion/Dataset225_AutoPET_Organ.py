@@ -27,7 +27,6 @@ from seganypet_nnunet.dataset_conversion.common import (
     add_common_arguments,
     check_same_grid,
     check_unique,
-    dataset_dirs,
     image_to_channel,
     label_image_checked,
     put_image,
@@ -35,10 +34,12 @@ from seganypet_nnunet.dataset_conversion.common import (
     read_image_info,
     require_cases,
     run_cli,
+    staged_dataset,
     write_dataset_json,
     write_splits,
 )
 from seganypet_nnunet.dataset_conversion.Dataset221_AutoPET_FDG import autopet_case_id
+from seganypet_nnunet.errors import cli_entry
 
 ORGAN_LABELS = {
     "background": 0, "liver": 1, "kidney_left": 2, "kidney_right": 3, "heart": 4, "spleen": 5, "aorta": 6,
@@ -94,29 +95,32 @@ def convert_autopet_organ(
     check_unique(ids, [m[0] for m in matched])
     cases = dict(zip(ids, matched, strict=True))
     require_cases(cases, label_dir, "AutoPET-Organ label files")
-    folder, images, labels = dataset_dirs(dataset_id, dataset_name, output_root)
-    for case, (label_path, _, study) in tqdm(sorted(cases.items()), desc="AutoPET-Organ", unit="case"):
-        suv_path, ct_path = study / "SUV.nii.gz", study / "CTres.nii.gz"
-        if not suv_path.is_file() or (with_ct and not ct_path.is_file()):
-            raise ConversionError(f"{study}: missing {'SUV.nii.gz' if not suv_path.is_file() else 'CTres.nii.gz'}")
-        suv_info, label = read_image_info(suv_path), read_image(label_path)
-        check_same_grid(suv_info, label, suv_path, label_path)
-        if with_ct:
-            check_same_grid(suv_info, read_image_info(ct_path), suv_path, ct_path)
-        label = label_image_checked(label, ORGAN_LABELS.values(), label_path, remap=ALIASES)
-        image_to_channel(suv_path, images / f"{case}_0000.nii.gz")
-        if with_ct:
-            image_to_channel(ct_path, images / f"{case}_0001.nii.gz")
-        put_image(label, labels / f"{case}.nii.gz")
-    write_dataset_json(
-        folder, {0: "PET", 1: "CT"} if with_ct else {0: "PET"}, ORGAN_LABELS, len(cases),
-        name=dataset_name, reference="https://github.com/YichiZhang98/SegAnyPET (AutoPET-Organ labels) + autoPET FDG",
-        description="AutoPET-Organ organ labels on autoPET SUV; label 12 merged into 11 (lung_middle_lobe_right)",
-    )  # fmt: skip
-    write_splits(folder, {case: patient for case, (_, patient, _) in cases.items()})
-    return folder
+    with staged_dataset(dataset_id, dataset_name, output_root) as stage:
+        folder, images, labels, _ = stage
+        for case, (label_path, _, study) in tqdm(sorted(cases.items()), desc="AutoPET-Organ", unit="case"):
+            suv_path, ct_path = study / "SUV.nii.gz", study / "CTres.nii.gz"
+            if not suv_path.is_file() or (with_ct and not ct_path.is_file()):
+                raise ConversionError(f"{study}: missing {'SUV.nii.gz' if not suv_path.is_file() else 'CTres.nii.gz'}")
+            suv_info, label = read_image_info(suv_path), read_image(label_path)
+            check_same_grid(suv_info, label, suv_path, label_path)
+            if with_ct:
+                check_same_grid(suv_info, read_image_info(ct_path), suv_path, ct_path)
+            label = label_image_checked(label, ORGAN_LABELS.values(), label_path, remap=ALIASES)
+            image_to_channel(suv_path, images / f"{case}_0000.nii.gz")
+            if with_ct:
+                image_to_channel(ct_path, images / f"{case}_0001.nii.gz")
+            put_image(label, labels / f"{case}.nii.gz")
+        write_dataset_json(
+            folder, {0: "PET", 1: "CT"} if with_ct else {0: "PET"}, ORGAN_LABELS, len(cases),
+            name=dataset_name,
+            reference="https://github.com/YichiZhang98/SegAnyPET (AutoPET-Organ labels) + autoPET FDG",
+            description="AutoPET-Organ organ labels on autoPET SUV; label 12 merged into 11 (lung_middle_lobe_right)",
+        )  # fmt: skip
+        write_splits(folder, {case: patient for case, (_, patient, _) in cases.items()})
+    return stage.final
 
 
+@cli_entry("seganypet_convert_autopet_organ")
 def convert_entry() -> None:
     """``seganypet_convert_autopet_organ LABEL_DIR AUTOPET_DIR [-d 225] [-o RAW_ROOT] [--ct]``."""
     import argparse

@@ -22,7 +22,6 @@ from seganypet_nnunet.dataset_conversion.common import (
     ConversionError,
     add_common_arguments,
     check_unique,
-    dataset_dirs,
     geometry_difference,
     image_to_channel,
     label_image_checked,
@@ -31,9 +30,11 @@ from seganypet_nnunet.dataset_conversion.common import (
     require_cases,
     resample_to_reference,
     run_cli,
+    staged_dataset,
     write_dataset_json,
     write_splits,
 )
+from seganypet_nnunet.errors import cli_entry
 
 LABELS = {"background": 0, "GTVp": 1, "GTVn": 2}
 
@@ -98,18 +99,20 @@ def convert_hecktor(
         dataset_name: the ``Name`` part of ``DatasetXXX_Name``.
     """
     cases = find_hecktor_cases(source_dir)
-    folder, images, labels = dataset_dirs(dataset_id, dataset_name, output_root)
-    for case, paths in tqdm(sorted(cases.items()), desc="HECKTOR", unit="case"):
-        _convert_case(case, paths, images, labels)
-    write_dataset_json(
-        folder, {0: "PET", 1: "CT"}, LABELS, len(cases),
-        name=dataset_name, reference="https://hecktor25.grand-challenge.org/",
-        description="HECKTOR; PT (SUV) resampled linearly onto the label/CT grid by physical coordinates",
-    )  # fmt: skip
-    write_splits(folder, {case: case for case in cases})
-    return folder
+    with staged_dataset(dataset_id, dataset_name, output_root) as stage:
+        folder, images, labels, _ = stage
+        for case, paths in tqdm(sorted(cases.items()), desc="HECKTOR", unit="case"):
+            _convert_case(case, paths, images, labels)
+        write_dataset_json(
+            folder, {0: "PET", 1: "CT"}, LABELS, len(cases),
+            name=dataset_name, reference="https://hecktor25.grand-challenge.org/",
+            description="HECKTOR; PT (SUV) resampled linearly onto the label/CT grid by physical coordinates",
+        )  # fmt: skip
+        write_splits(folder, {case: case for case in cases})
+    return stage.final
 
 
+@cli_entry("seganypet_convert_hecktor")
 def convert_entry() -> None:
     """``seganypet_convert_hecktor SOURCE [-d 226] [-o RAW_ROOT]``."""
     import argparse

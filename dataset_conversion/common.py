@@ -10,18 +10,26 @@ already there, so converters can be re-run safely. Sources are only ever read.
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
+import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
 
-from seganypet_nnunet.io_utils import copy_file, write_image, write_json
+from seganypet_nnunet import validation
+from seganypet_nnunet.errors import SeganypetError
+from seganypet_nnunet.io_utils import TMP_DIR, copy_file, remove_stale, temp_prefix, write_image, write_json
 from seganypet_nnunet.paths import dataset_folder_name, nnunet_folder
 from seganypet_nnunet.splits import patient_grouped_splits
+from seganypet_nnunet.validation import geometry_difference  # noqa: F401  (re-exported: converters and tests use it)
 
 #: Channel names → normalisation they trigger; quoted in every converter's ``--help``.
 CHANNEL_HELP = (
@@ -29,43 +37,36 @@ CHANNEL_HELP = (
     "applies log1p(max(SUV,0)); stock nnU-Net would use per-case z-score for this name); _0001 = CT in HU, channel "
     "name 'CT' (CTNormalization: dataset-wide foreground 0.5/99.5 percentile clip + global z-score)."
 )
-#: Physical-space tolerances: origin in mm, spacing relative, direction cosines absolute.
-ORIGIN_TOL_MM = 1e-3
-SPACING_RTOL = 1e-4
-DIRECTION_TOL = 1e-4
+SPLITS = "splits_final.json"
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
 
-class ConversionError(ValueError):
+class ConversionError(SeganypetError):
     """A bad input; the message is one line naming the file/case and the problem."""
+
+
+@contextlib.contextmanager
+def _as_conversion_error() -> Iterator[None]:
+    try:
+        yield
+    except ConversionError:
+        raise
+    except SeganypetError as err:
+        raise ConversionError(str(err)) from None
 
 
 # ----------------------------------------------------------------------------------------------------------- reading
 def read_image_info(path: Path) -> sitk.ImageFileReader:
-    """Read only the header of ``path`` (cheap); raise ConversionError if unreadable or not 3D."""
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    if not Path(path).is_file():
-        raise ConversionError(f"{path}: file not found")
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as err:
-        raise ConversionError(f"{path}: unreadable image ({str(err).strip().splitlines()[-1][:120]})") from None
-    if reader.GetDimension() != 3 or reader.GetNumberOfComponents() != 1:
-        raise ConversionError(
-            f"{path}: expected a 3D scalar image, got dimension {reader.GetDimension()} with "
-            f"{reader.GetNumberOfComponents()} component(s)"
-        )
-    return reader
+    """Read only the header of ``path`` (cheap); ConversionError if missing, empty, truncated, unreadable or not 3D."""
+    with _as_conversion_error():
+        return validation.read_header(path)
 
 
-def read_image(path: Path) -> sitk.Image:
-    """Read a 3D scalar image (any SimpleITK format); raise ConversionError if unreadable or not 3D."""
-    read_image_info(path)
-    try:
-        return sitk.ReadImage(str(path))
-    except RuntimeError as err:
-        raise ConversionError(f"{path}: unreadable image ({str(err).strip().splitlines()[-1][:120]})") from None
+def read_image(path: Path, require_signal: bool = False) -> sitk.Image:
+    """Read a 3D scalar image (any SimpleITK format) after ``read_image_info``'s checks; NaN/Inf voxels (and with
+    ``require_signal`` an all-zero image) are a ConversionError."""
+    with _as_conversion_error():
+        return validation.read_checked_image(path, require_signal=require_signal)
 
 
 def strip_image_suffix(name: str) -> str | None:
@@ -97,28 +98,6 @@ def check_unique(case_ids: Iterable[str], origins: Iterable[object]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------- geometry
-def _geometry(img: sitk.Image | sitk.ImageFileReader) -> tuple:
-    return tuple(img.GetSize()), np.array(img.GetSpacing()), np.array(img.GetOrigin()), np.array(img.GetDirection())
-
-
-def geometry_difference(a: sitk.Image | sitk.ImageFileReader, b: sitk.Image | sitk.ImageFileReader) -> str | None:
-    """Describe how the grids of ``a`` and ``b`` differ in physical space, or None if they match within tolerance.
-
-    Compares size (x, y, z), spacing (relative), origin (mm, LPS) and the direction cosine matrix.
-    """
-    size_a, sp_a, or_a, dir_a = _geometry(a)
-    size_b, sp_b, or_b, dir_b = _geometry(b)
-    if size_a != size_b:
-        return f"size {size_a} vs {size_b}"
-    if not np.allclose(sp_a, sp_b, rtol=SPACING_RTOL, atol=0):
-        return f"spacing {tuple(np.round(sp_a, 5))} vs {tuple(np.round(sp_b, 5))}"
-    if not np.allclose(dir_a, dir_b, atol=DIRECTION_TOL, rtol=0):
-        return f"direction {tuple(np.round(dir_a, 4))} vs {tuple(np.round(dir_b, 4))}"
-    if not np.allclose(or_a, or_b, atol=ORIGIN_TOL_MM, rtol=0):
-        return f"origin {tuple(np.round(or_a, 3))} vs {tuple(np.round(or_b, 3))} mm"
-    return None
-
-
 def check_same_grid(reference: sitk.Image | sitk.ImageFileReader, other, ref_path: Path, other_path: Path) -> None:
     """Raise ConversionError naming both files if ``other`` is not on the grid of ``reference``."""
     diff = geometry_difference(reference, other)
@@ -167,8 +146,6 @@ def label_image_checked(label: sitk.Image, allowed: Iterable[int], path: Path, r
 
 def load_label_map(path: Path) -> dict[str, int]:
     """Read a label-name map JSON in nnU-Net's form ``{"background": 0, "lesion": 1, ...}`` and validate it."""
-    import json
-
     try:
         labels = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -212,8 +189,6 @@ def put_copy(source: Path, target: Path) -> bool:
 
 def put_json(obj, target: Path) -> bool:
     """Write JSON atomically unless ``target`` already holds the same content; return True if written."""
-    import json
-
     target = Path(target)
     if target.is_file():
         try:
@@ -226,10 +201,14 @@ def put_json(obj, target: Path) -> bool:
 
 
 def image_to_channel(source: Path, target: Path) -> bool:
-    """Put a source image as an nnU-Net channel: byte copy for ``.nii.gz`` sources, re-encode otherwise."""
+    """Put a source image as an nnU-Net channel: byte copy for ``.nii.gz`` sources, re-encode otherwise.
+
+    The source is read and checked first (truncated, NaN/Inf or all-zero images are a ConversionError).
+    """
+    image = read_image(source, require_signal=True)
     if str(source).lower().endswith(".nii.gz"):
         return put_copy(source, target)
-    return put_image(read_image(source), target)
+    return put_image(image, target)
 
 
 # --------------------------------------------------------------------------------------------------- dataset files
@@ -238,12 +217,79 @@ def raw_root(output_root: Path | None) -> Path:
     return Path(output_root) if output_root is not None else nnunet_folder("nnUNet_raw")
 
 
-def dataset_dirs(dataset_id: int, name: str, output_root: Path | None) -> tuple[Path, Path, Path]:
-    """Create and return ``(dataset_folder, imagesTr, labelsTr)`` under the raw root."""
-    folder = raw_root(output_root) / dataset_folder_name(dataset_id, name)
-    (folder / "imagesTr").mkdir(parents=True, exist_ok=True)
-    (folder / "labelsTr").mkdir(parents=True, exist_ok=True)
-    return folder, folder / "imagesTr", folder / "labelsTr"
+class StagedDataset(NamedTuple):
+    """Where a converter writes (``folder``, ``images``, ``labels``: a hidden staging copy) and the final folder."""
+
+    folder: Path
+    images: Path
+    labels: Path
+    final: Path
+
+
+@contextlib.contextmanager
+def staged_dataset(dataset_id: int, name: str, output_root: Path | None) -> Iterator[StagedDataset]:
+    """Convert into a hidden staging folder; publish into ``<raw root>/DatasetXXX_Name`` only if the block succeeds.
+
+    Checked before any work: the name (no path tricks) and that no other ``DatasetXXX_*`` uses the id. On success,
+    files identical to the published ones are left untouched (re-runs are idempotent), an existing different
+    ``splits_final.json`` (raw, or ``$nnUNet_preprocessed`` where the trainer reads it) is an error, never replaced.
+    On failure (or ``kill -9``: removed by the next run) nothing is left: no empty folders, no files.
+    """
+    root = raw_root(output_root)
+    final = root / dataset_folder_name(dataset_id, name)
+    others = sorted(p.name for p in root.glob(f"Dataset{int(dataset_id):03d}_*") if p.name != final.name)
+    if others:
+        raise ConversionError(f"{root / others[0]}: dataset id {int(dataset_id)} is already used by another dataset")
+    created_root = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    remove_stale(root)
+    stage = Path(tempfile.mkdtemp(prefix=temp_prefix("staging"), dir=root))
+    folder = stage / final.name
+    for sub in ("imagesTr", "labelsTr"):
+        (folder / sub).mkdir(parents=True)
+    published = False
+    try:
+        yield StagedDataset(folder, folder / "imagesTr", folder / "labelsTr", final)
+        _publish_dataset(folder, final)
+        published = True
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created_root and not published:
+            with contextlib.suppress(OSError):
+                root.rmdir()
+
+
+def _preprocessed_splits(final: Path) -> Path | None:
+    return nnunet_folder("nnUNet_preprocessed") / final.name / SPLITS if os.environ.get("nnUNet_preprocessed") else None
+
+
+def _same_json(a: Path, b: Path) -> bool:
+    try:
+        return json.loads(a.read_text()) == json.loads(b.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def _publish_dataset(staged: Path, final: Path) -> None:
+    """Move every staged file onto ``final`` (identical files kept as they are); splits are never replaced."""
+    new_splits = staged / SPLITS
+    if new_splits.is_file():
+        for existing in (final / SPLITS, _preprocessed_splits(final)):
+            if existing is not None and existing.is_file() and not _same_json(existing, new_splits):
+                raise ConversionError(
+                    f"{existing}: a different splits_final.json already exists (trained folds depend on it); "
+                    "delete it first to re-split, or use another dataset id"
+                )
+    files = sorted(p for p in staged.rglob("*") if p.is_file() and TMP_DIR not in p.parts)
+    for source in files:
+        target = final / source.relative_to(staged)
+        if target.is_file() and filecmp.cmp(source, target, shallow=False):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+    pre = _preprocessed_splits(final)
+    if pre is not None and (final / SPLITS).is_file():
+        put_json(json.loads((final / SPLITS).read_text()), pre)
 
 
 def write_dataset_json(
@@ -265,21 +311,17 @@ def write_dataset_json(
 def write_splits(folder: Path, case_to_patient: Mapping[str, str], n_folds: int = 5) -> list[Path]:
     """Write ``case_to_patient.json`` and ``splits_final.json`` (grouped by patient) into the raw dataset folder.
 
-    If ``$nnUNet_preprocessed`` is set, ``splits_final.json`` is also written to
-    ``$nnUNet_preprocessed/<DatasetXXX_Name>/`` where nnU-Net's trainer reads it (nnU-Net's planning keeps that file).
-    With fewer than 2 patients no splits are written (nnU-Net then makes its own).
+    ``staged_dataset`` also puts ``splits_final.json`` into ``$nnUNet_preprocessed/<DatasetXXX_Name>/`` (if set) when
+    it publishes, where nnU-Net's trainer reads it (nnU-Net's planning keeps that file); an existing different one
+    there is an error. With fewer than 2 patients no splits are written (nnU-Net then makes its own).
     """
     written = [folder / "case_to_patient.json"]
     put_json(dict(sorted(case_to_patient.items())), written[0])
     if len(set(case_to_patient.values())) < 2:
         return written
     splits = patient_grouped_splits(sorted(case_to_patient), dict(case_to_patient), n_folds)
-    put_json(splits, folder / "splits_final.json")
-    written.append(folder / "splits_final.json")
-    if os.environ.get("nnUNet_preprocessed"):
-        target = nnunet_folder("nnUNet_preprocessed") / folder.name / "splits_final.json"
-        put_json(splits, target)
-        written.append(target)
+    put_json(splits, folder / SPLITS)
+    written.append(folder / SPLITS)
     return written
 
 
@@ -294,10 +336,7 @@ def add_common_arguments(parser, default_id: int) -> None:
 
 
 def run_cli(function, *args, **kwargs):
-    """Call a converter from a ``*_entry``; a ConversionError becomes a one-line ``error: ...`` exit (status 1)."""
-    try:
-        result = function(*args, **kwargs)
-    except ConversionError as err:
-        raise SystemExit(f"error: {err}") from None
+    """Call a converter from a ``*_entry`` (wrapped in ``errors.cli_entry``) and print the dataset folder."""
+    result = function(*args, **kwargs)
     print(result)
     return result

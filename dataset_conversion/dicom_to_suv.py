@@ -16,6 +16,7 @@ import SimpleITK as sitk
 from seganypet_nnunet.dataset_conversion.common import ConversionError
 from seganypet_nnunet.dataset_conversion.dicom_series import read_headers, read_series_volume
 from seganypet_nnunet.dataset_conversion.suv import SUV_MODES, PatientOverride, suv_factor
+from seganypet_nnunet.errors import cli_entry
 from seganypet_nnunet.io_utils import write_image
 
 
@@ -43,6 +44,16 @@ def dicom_to_suv(dicom_dir: Path, out_path: Path, mode: str = "bw", override: Pa
     return info
 
 
+def check_output_file(out_path: Path, dicom_dir: Path) -> None:
+    """``-o`` is not a folder and not inside the DICOM folder (it would join the series on the next run)."""
+    out_path = Path(out_path)
+    if out_path.is_dir():
+        raise ConversionError(f"{out_path}: -o is a folder, expected an output image file such as SUV.nii.gz")
+    if Path(dicom_dir).is_dir() and out_path.resolve().parent == Path(dicom_dir).resolve():
+        raise ConversionError(f"{out_path}: -o must not be inside the DICOM folder -i")
+
+
+@cli_entry("seganypet_dicom_to_suv")
 def dicom_to_suv_entry() -> None:
     """``seganypet_dicom_to_suv -i DICOM_DIR -o OUT.nii.gz [--mode bw|lbm|bsa] [--weight KG] [--height M] [--sex]``."""
     import argparse
@@ -64,10 +75,8 @@ def dicom_to_suv_entry() -> None:
     parser.add_argument("--height", type=float, default=None, help="[OPTIONAL] patient height in m (lbm/bsa)")
     parser.add_argument("--sex", choices=("M", "F"), default=None, help="[OPTIONAL] patient sex (lbm)")
     args = parser.parse_args()
-    try:
-        info = dicom_to_suv(args.i, args.o, args.mode, PatientOverride(args.weight, args.height, args.sex))
-    except ConversionError as err:
-        raise SystemExit(f"error: {err}") from None
+    check_output_file(args.o, args.i)
+    info = dicom_to_suv(args.i, args.o, args.mode, PatientOverride(args.weight, args.height, args.sex))
     print(f"{args.o}: SUV{args.mode} factor {info['factor']:.6g} (Units {info['units']}, dt {info['delta_t_s']} s)")
 
 

@@ -21,7 +21,6 @@ from seganypet_nnunet.dataset_conversion.common import (
     ConversionError,
     add_common_arguments,
     check_same_grid,
-    dataset_dirs,
     geometry_difference,
     image_to_channel,
     label_image_checked,
@@ -31,16 +30,23 @@ from seganypet_nnunet.dataset_conversion.common import (
     require_cases,
     resample_to_reference,
     run_cli,
+    staged_dataset,
     strip_image_suffix,
     write_dataset_json,
     write_splits,
 )
+from seganypet_nnunet.errors import cli_entry
 
 DEFAULT_SUFFIXES = {"pet": "_pet", "ct": "_ct", "seg": "_seg"}
 
 
-def find_generic_cases(source_dir: Path, suffixes: dict[str, str] = DEFAULT_SUFFIXES) -> dict[str, dict[str, Path]]:
-    """Map case id → {"pet": path, "seg": path[, "ct": path]}; ConversionError on unmatched/duplicate/missing files."""
+def find_generic_cases(
+    source_dir: Path, suffixes: dict[str, str] = DEFAULT_SUFFIXES, allow_unlabelled: bool = False
+) -> dict[str, dict[str, Path]]:
+    """Map case id → {"pet": path[, "seg": path][, "ct": path]}; ConversionError on unmatched/duplicate/missing files.
+
+    A case without a ``_seg`` file is an error unless ``allow_unlabelled`` (it then becomes a test case, imagesTs).
+    """
     source_dir = Path(source_dir)
     if not source_dir.is_dir():
         raise ConversionError(f"{source_dir}: source folder not found")
@@ -59,9 +65,15 @@ def find_generic_cases(source_dir: Path, suffixes: dict[str, str] = DEFAULT_SUFF
         cases[case][role] = path
     require_cases(cases, source_dir, "<case>_pet/_seg image files")
     for case, files in cases.items():
-        for role in ("pet", "seg"):
-            if role not in files:
-                raise ConversionError(f"{source_dir}: case {case} has no {suffixes[role]} file")
+        if "pet" not in files:
+            raise ConversionError(f"{source_dir}: case {case} has no {suffixes['pet']} file")
+        if "seg" not in files and not allow_unlabelled:
+            raise ConversionError(
+                f"{files['pet']}: case {case} has no {suffixes['seg']} file (--unlabelled_to_imagesTs makes such "
+                "cases test cases)"
+            )
+    if not any("seg" in files for files in cases.values()):
+        raise ConversionError(f"{source_dir}: no case has a {suffixes['seg']} label file (nothing to train on)")
     with_ct = {case: "ct" in files for case, files in cases.items()}
     if len(set(with_ct.values())) > 1:
         missing = sorted(c for c, has in with_ct.items() if not has)
@@ -88,6 +100,7 @@ def convert_generic_folder(
     suffixes: dict[str, str] = DEFAULT_SUFFIXES,
     resample: bool = False,
     case_to_patient: Path | None = None,
+    unlabelled_to_images_ts: bool = False,
 ) -> Path:
     """Convert a generic PET(/CT) folder; return the raw dataset folder.
 
@@ -100,31 +113,42 @@ def convert_generic_folder(
         suffixes: role → file-name suffix for ``pet``, ``ct``, ``seg``.
         resample: resample images onto the label grid instead of failing on a grid mismatch.
         case_to_patient: optional JSON case id → patient id for grouped splits.
+        unlabelled_to_images_ts: cases without a ``_seg`` file go to ``imagesTs`` (CT on the PET grid) instead of
+            being an error.
     """
     labels_map = load_label_map(label_map)
-    cases = find_generic_cases(source_dir, suffixes)
+    found = find_generic_cases(source_dir, suffixes, unlabelled_to_images_ts)
+    cases = {case: files for case, files in found.items() if "seg" in files}
+    tests = {case: files for case, files in found.items() if "seg" not in files}
     patients = {case: case for case in cases}
     if case_to_patient is not None:
         try:
             patients.update({k: str(v) for k, v in json.loads(Path(case_to_patient).read_text()).items() if k in cases})
         except (OSError, json.JSONDecodeError, AttributeError) as err:
             raise ConversionError(f"{case_to_patient}: unreadable case_to_patient JSON ({err})") from None
-    with_ct = all("ct" in files for files in cases.values())
-    folder, images, labels = dataset_dirs(dataset_id, dataset_name, output_root)
-    for case, files in tqdm(cases.items(), desc="generic", unit="case"):
-        label = label_image_checked(read_image(files["seg"]), labels_map.values(), files["seg"])
-        _channel(files["pet"], label, images / f"{case}_0000.nii.gz", resample, 0.0)
-        if with_ct:
-            _channel(files["ct"], label, images / f"{case}_0001.nii.gz", resample, -1024.0)
-        put_image(label, labels / f"{case}.nii.gz")
-    write_dataset_json(
-        folder, {0: "PET", 1: "CT"} if with_ct else {0: "PET"}, labels_map, len(cases),
-        name=dataset_name, description=f"generic folder conversion of {Path(source_dir).name}",
-    )  # fmt: skip
-    write_splits(folder, patients)
-    return folder
+    with_ct = all("ct" in files for files in found.values())
+    with staged_dataset(dataset_id, dataset_name, output_root) as stage:
+        folder, images, labels, _ = stage
+        for case, files in tqdm(cases.items(), desc="generic", unit="case"):
+            label = label_image_checked(read_image(files["seg"]), labels_map.values(), files["seg"])
+            _channel(files["pet"], label, images / f"{case}_0000.nii.gz", resample, 0.0)
+            if with_ct:
+                _channel(files["ct"], label, images / f"{case}_0001.nii.gz", resample, -1024.0)
+            put_image(label, labels / f"{case}.nii.gz")
+        for case, files in tqdm(tests.items(), desc="generic (imagesTs)", unit="case"):
+            pet = read_image(files["pet"], require_signal=True)
+            image_to_channel(files["pet"], folder / "imagesTs" / f"{case}_0000.nii.gz")
+            if with_ct:
+                _channel(files["ct"], pet, folder / "imagesTs" / f"{case}_0001.nii.gz", resample, -1024.0)
+        write_dataset_json(
+            folder, {0: "PET", 1: "CT"} if with_ct else {0: "PET"}, labels_map, len(cases),
+            name=dataset_name, description=f"generic folder conversion of {Path(source_dir).name}",
+        )  # fmt: skip
+        write_splits(folder, patients)
+    return stage.final
 
 
+@cli_entry("seganypet_convert_generic")
 def convert_entry() -> None:
     """``seganypet_convert_generic SOURCE -l LABELS.json -d ID -n NAME [-o RAW] [--resample] [-p C2P.json]``."""
     import argparse
@@ -142,9 +166,17 @@ def convert_entry() -> None:
                             f"Default: {suffix}")  # fmt: skip
     parser.add_argument("-p", type=Path, default=None, help="[OPTIONAL] case_to_patient JSON for grouped splits")
     parser.add_argument("--resample", action="store_true", help="[OPTIONAL] resample PET/CT onto the label grid")
+    parser.add_argument(
+        "--unlabelled_to_imagesTs",
+        action="store_true",
+        help="[OPTIONAL] cases without a _seg file become test cases (imagesTs) instead of an error",
+    )
     args = parser.parse_args()
     suffixes = {"pet": args.pet_suffix, "ct": args.ct_suffix, "seg": args.seg_suffix}
-    run_cli(convert_generic_folder, args.source_dir, args.l, args.d, args.n, args.o, suffixes, args.resample, args.p)
+    run_cli(
+        convert_generic_folder, args.source_dir, args.l, args.d, args.n, args.o, suffixes, args.resample, args.p,
+        args.unlabelled_to_imagesTs,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

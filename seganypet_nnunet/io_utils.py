@@ -1,6 +1,10 @@
-"""Atomic file writing: every output is written under a temporary name in its folder, then renamed.
+"""Atomic file writing: every output is written under a temporary name, then renamed onto its final name.
 
-A crash or a bad input therefore never leaves a half-written NIfTI or JSON behind.
+A crash or a bad input therefore never leaves a half-written NIfTI or JSON behind. Temporary files live in a hidden
+sub-folder ``.seganypet_tmp`` of the target's folder (nnU-Net lists files, not sub-folders, so a file left there by
+``kill -9`` is never counted as a case), carry the writer's process id, and are removed by the next writer once that
+process is gone. Temporary folders (``atomic_folder``, staging) are hidden siblings named ``.<name>.seganypet-<pid>.*``
+and are cleaned the same way.
 """
 
 from __future__ import annotations
@@ -15,17 +19,63 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
+TMP_DIR = ".seganypet_tmp"
+_PID_TAG = "seganypet-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner_pid(name: str) -> int | None:
+    """The process id in a name made by ``temp_prefix`` (``...seganypet-<pid>.<random>...``), or None."""
+    _, tag, rest = name.partition(_PID_TAG)
+    digits = rest.split(".", 1)[0]
+    return int(digits) if tag and digits.isdigit() else None
+
+
+def temp_prefix(name: str) -> str:
+    """Prefix of a hidden temporary entry for ``name`` owned by this process: ``.<name>.seganypet-<pid>.``."""
+    return f".{name}.{_PID_TAG}{os.getpid()}."
+
+
+def remove_stale(folder: str | os.PathLike) -> list[Path]:
+    """Delete hidden temporary entries in ``folder`` (and its ``.seganypet_tmp``) whose writer process is gone."""
+    removed = []
+    folder = Path(folder)
+    for parent in (folder, folder / TMP_DIR):
+        if not parent.is_dir():
+            continue
+        for entry in parent.iterdir():
+            pid = _owner_pid(entry.name) if entry.name.startswith(".") else None
+            if pid is None or pid == os.getpid() or _pid_alive(pid):
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; rename it onto ``target`` only if the block succeeds.
+    """Yield a temporary path for ``target`` (in ``.seganypet_tmp`` beside it); rename it onto ``target`` on success.
 
     The temporary name keeps the full suffix (``.nii.gz``), so writers choose the right format.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = target.parent / TMP_DIR
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale(target.parent)
     suffix = "".join(target.suffixes) or ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name.split('.')[0]}.", suffix=suffix, dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target.name.split(".")[0]), suffix=suffix, dir=tmp_dir)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -35,6 +85,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+        with contextlib.suppress(OSError):
+            tmp_dir.rmdir()  # only when empty (another writer may still use it)
 
 
 def _umask() -> int:
@@ -69,7 +121,8 @@ def atomic_folder(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder next to ``target``; it replaces ``target`` only if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    remove_stale(target.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), dir=target.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700

@@ -3,30 +3,53 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
+from seganypet_nnunet.errors import SeganypetError
+
 NNUNET_ENV_VARS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+
+
+class EnvironmentSettingError(SeganypetError, RuntimeError):
+    """An nnU-Net folder variable is missing."""
 
 
 def nnunet_folder(name: str) -> Path:
     """Return the folder named by one of nnU-Net's environment variables.
 
     Raises:
-        RuntimeError: the variable is not set; the message says which one and how to set it.
+        EnvironmentSettingError: (a RuntimeError) the variable is not set; the message says how to set it.
     """
     if name not in NNUNET_ENV_VARS:
         raise KeyError(f"{name!r} is not an nnU-Net folder variable; valid: {', '.join(NNUNET_ENV_VARS)}")
     value = os.environ.get(name)
     if not value:
-        raise RuntimeError(f"environment variable {name} is not set: export {name}=/path/to/folder (see nnU-Net docs)")
+        raise EnvironmentSettingError(
+            f"environment variable {name} is not set: export {name}=/path/to/folder (see nnU-Net docs)"
+        )
     return Path(value)
 
 
+#: A dataset name: letters, digits, '_' and '-', starting with a letter or digit (no '/', '..', spaces).
+DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+
+
+def check_dataset_name(name: str, flag: str = "-n") -> str:
+    """Raise SeganypetError unless ``name`` is a plain dataset name (it becomes a folder name under the raw root)."""
+    if not isinstance(name, str) or not DATASET_NAME.match(name):
+        raise SeganypetError(
+            f"{flag} {name!r}: dataset name must be letters, digits, '_' or '-' (no '/', '..', spaces), "
+            "starting with a letter or digit"
+        )
+    return name
+
+
 def dataset_folder_name(dataset_id: int, name: str) -> str:
-    """nnU-Net's ``DatasetXXX_Name`` folder name; raises ValueError for ids outside 1..999."""
+    """nnU-Net's ``DatasetXXX_Name`` folder name; SeganypetError for ids outside 1..999 or unsafe names."""
     if not 1 <= int(dataset_id) <= 999:
-        raise ValueError(f"dataset id must be in 1..999, got {dataset_id}")
-    return f"Dataset{int(dataset_id):03d}_{name}"
+        raise SeganypetError(f"-d {dataset_id}: dataset id must be in 1..999")
+    return f"Dataset{int(dataset_id):03d}_{check_dataset_name(name)}"
 
 
 def trainer_ext_folder() -> Path:

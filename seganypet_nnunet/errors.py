@@ -1,0 +1,83 @@
+"""User-facing errors and the wrapper every console script runs in.
+
+A user error (bad file, bad field, bad flag value) raises a ``SeganypetError`` whose message is ONE line naming the
+file or field and what is wrong. ``cli_entry`` turns it into ``seganypet_<cmd>: error: <message>`` on stderr and exit
+status 1, without a traceback; ``--verbose`` on the command line or ``SEGANYPET_DEBUG=1`` in the environment show the
+traceback too. SIGTERM is turned into ``SystemExit`` so ``finally`` blocks (staging folders) still run.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from typing import TypeVar
+
+DEBUG_ENV = "SEGANYPET_DEBUG"
+EXIT_USER_ERROR = 1
+EXIT_SIGTERM = 143
+
+
+class SeganypetError(ValueError):
+    """A bad input or setting; the message is one line: ``FILE or field: what is wrong``."""
+
+
+class InputNotFoundError(SeganypetError, FileNotFoundError):
+    """A file or folder the user named does not exist (also a FileNotFoundError for API callers)."""
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    from seganypet_nnunet.checkpoint_io import CheckpointError
+
+    types: list[type[BaseException]] = [SeganypetError, CheckpointError]
+    try:  # owned by the dataset converters / prompt files; both are ValueError subclasses with one-line messages
+        from seganypet_nnunet.dataset_conversion.common import ConversionError
+        from seganypet_nnunet.prompts.prompt_file import PromptFileError
+
+        types += [ConversionError, PromptFileError]
+    except ImportError:  # pragma: no cover - partial installs
+        pass
+    return tuple(types)
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (newlines folded, at most 500 characters)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:500]
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise SystemExit(EXIT_SIGTERM)
+
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def cli_entry(command: str) -> Callable[[F], F]:
+    """Decorator for a console script: our errors become one line ``command: error: ...`` and exit status 1."""
+
+    def wrap(main: F) -> F:
+        @functools.wraps(main)
+        def entry(*args, **kwargs):
+            verbose = "--verbose" in sys.argv[1:] or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+            try:
+                signal.signal(signal.SIGTERM, _on_sigterm)
+            except ValueError:  # not the main thread
+                pass
+            try:
+                return main(*args, **kwargs)
+            except _user_error_types() as error:
+                if verbose:
+                    traceback.print_exc()
+                print(f"{command}: error: {one_line(error)}", file=sys.stderr)
+                raise SystemExit(EXIT_USER_ERROR) from None
+            except KeyboardInterrupt:
+                print(f"{command}: interrupted", file=sys.stderr)
+                raise SystemExit(130) from None
+
+        return entry  # type: ignore[return-value]
+
+    return wrap
