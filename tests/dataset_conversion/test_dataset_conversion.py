@@ -276,7 +276,7 @@ def _bad_direction(src):
 
 def _bad_4d(src):
     write(sitk.Image([4, 4, 4, 2], sitk.sitkFloat32), _fdg_case(src) / "SUV.nii.gz")
-    return "expected a 3D scalar image, got dimension 4"
+    return "expected a 3D single-channel image, got 4D"
 
 
 def _bad_label_values(src):
