@@ -62,3 +62,39 @@ def maybe_write_patient_splits(raw_folder: Path, preprocessed_folder: Path, case
         print(f"INFO: {mapping_file} lists fewer than 2 training patients; no patient-grouped splits written")
         return None
     return write_json(patient_grouped_splits(case_ids, mapping), target)
+
+
+#: nnU-Net's number of folds when it makes its own splits (no splits_final.json yet).
+NNUNET_DEFAULT_FOLDS = 5
+
+
+def check_fold(preprocessed_folder: Path, fold: int | str) -> int | str:
+    """``fold`` is ``all`` or a fold of ``splits_final.json`` (0..4 when nnU-Net will make its own 5 folds).
+
+    nnU-Net trains a fold beyond its splits on a random 80:20 split without saying so; this refuses it instead.
+
+    Raises:
+        SeganypetError: not an integer / ``all``, or not a fold of the splits (the message names the splits file).
+    """
+    from seganypet_nnunet.errors import SeganypetError
+
+    if fold == "all":
+        return fold
+    try:
+        fold = int(fold)
+    except (TypeError, ValueError):
+        raise SeganypetError(f"fold {fold!r}: must be an integer (0..4) or 'all'") from None
+    splits_file = Path(preprocessed_folder) / SPLITS_FILE
+    if splits_file.is_file():
+        try:
+            n = len(json.loads(splits_file.read_text()))
+        except (OSError, ValueError, TypeError):
+            raise SeganypetError(f"{splits_file}: unreadable splits file") from None
+        if not 0 <= fold < n:
+            raise SeganypetError(f"{splits_file}: fold {fold} is not in the splits (folds 0..{n - 1}, or 'all')")
+    elif not 0 <= fold < NNUNET_DEFAULT_FOLDS:
+        raise SeganypetError(
+            f"fold {fold}: nnU-Net makes {NNUNET_DEFAULT_FOLDS} folds (0..{NNUNET_DEFAULT_FOLDS - 1}) when "
+            f"{splits_file} does not exist; use one of them or 'all'"
+        )
+    return fold

@@ -21,6 +21,13 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 from torch import nn
 
 from seganypet_nnunet import io_utils
+from seganypet_nnunet.checkpoint_io import CheckpointError, load_checkpoint
+from seganypet_nnunet.errors import InputNotFoundError, SeganypetError
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:200] if lines else type(error).__name__
 
 
 @dataclass
@@ -64,34 +71,76 @@ def build_network(
     return nnUNetTrainer.build_network_architecture(plans_manager, configuration_manager, n_in, n_out, False)
 
 
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise InputNotFoundError(f"{path}: missing (not an nnU-Net model folder?)")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SeganypetError(f"{path}: unreadable JSON ({err})") from None
+    if not isinstance(doc, dict):
+        raise SeganypetError(f"{path}: must hold a JSON object")
+    return doc
+
+
+def _checkpoint_field(ckpt, key: str, path: Path):
+    if not isinstance(ckpt, dict) or key not in ckpt:
+        raise CheckpointError(f"{path}: not an nnU-Net checkpoint (no {key!r} entry)")
+    return ckpt[key]
+
+
 def load_model_folder(
-    folder: str | Path, folds: Sequence[int | str] = (0,), checkpoint: str = "checkpoint_final.pth"
+    folder: str | Path,
+    folds: Sequence[int | str] = (0,),
+    checkpoint: str = "checkpoint_final.pth",
+    *,
+    trusted: bool = False,
 ) -> LoadedModel:
     """Reads plans, dataset.json and the fold checkpoints of ``folder``.
 
+    Checkpoints are read with ``checkpoint_io.load_checkpoint`` (``torch.load(weights_only=True)``); ``trusted=True``
+    (the CLIs' ``--trust_checkpoint``) allows checkpoints holding other objects, for files from a trusted source.
+
     Raises:
-        FileNotFoundError: the folder, plans.json, dataset.json or a fold checkpoint is missing (message names it).
-        ValueError: ``folds`` is empty.
+        InputNotFoundError: (a FileNotFoundError) the folder, plans.json, dataset.json or a fold checkpoint is missing.
+        CheckpointError: a checkpoint is unreadable, unsafe (code could run on load) or not an nnU-Net checkpoint.
+        SeganypetError: ``folds`` is empty, a JSON file is unreadable, or the checkpoint does not fit the plans.
     """
     folder = Path(folder)
     if not folds:
-        raise ValueError(f"{folder}: folds must name at least one fold")
-    for name in ("plans.json", "dataset.json"):
-        if not (folder / name).is_file():
-            raise FileNotFoundError(f"model folder {folder}: missing {name}")
-    plans_manager = PlansManager(json.loads((folder / "plans.json").read_text()))
-    dataset_json = json.loads((folder / "dataset.json").read_text())
-    parameters, first = [], None
-    for f in folds:
-        path = folder / f"fold_{f}" / checkpoint
+        raise SeganypetError(f"{folder}: folds must name at least one fold")
+    if not folder.is_dir():
+        raise InputNotFoundError(f"{folder}: model folder not found")
+    plans = _read_json(folder / "plans.json")
+    dataset_json = _read_json(folder / "dataset.json")
+    paths = [folder / f"fold_{f}" / checkpoint for f in folds]
+    for f, path in zip(folds, paths, strict=True):
         if not path.is_file():
-            raise FileNotFoundError(f"model folder {folder}: fold {f} has no checkpoint {checkpoint}")
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        first = first or ckpt
-        parameters.append(ckpt["network_weights"])
-    configuration = first["init_args"]["configuration"]
+            raise InputNotFoundError(f"{path}: fold {f} has no checkpoint {checkpoint} in model folder {folder}")
+    plans_manager = PlansManager(plans)
+    parameters, first = [], None
+    for path in paths:
+        ckpt = load_checkpoint(path, trusted=trusted)
+        weights = _checkpoint_field(ckpt, "network_weights", path)
+        first = first or (ckpt, path)
+        parameters.append(weights)
+    init_args = _checkpoint_field(first[0], "init_args", first[1])
+    configuration = init_args.get("configuration") if isinstance(init_args, dict) else None
+    if configuration not in plans_manager.available_configurations:
+        raise CheckpointError(
+            f"{first[1]}: configuration {configuration!r} is not in {folder / 'plans.json'} "
+            f"({', '.join(plans_manager.available_configurations)})"
+        )
+    first = first[0]
     cm = plans_manager.get_configuration(configuration)
     network = build_network(plans_manager, cm, dataset_json)
+    for path, params in zip(paths, parameters, strict=True):
+        try:
+            network.load_state_dict(params)
+        except (RuntimeError, TypeError, AttributeError) as err:
+            raise CheckpointError(
+                f"{path}: network weights do not fit the network of {folder / 'plans.json'} ({_first_line(err)})"
+            ) from None
     network.load_state_dict(parameters[0])
     network.eval()
     mirror = first.get("inference_allowed_mirroring_axes")

@@ -2,7 +2,9 @@
 
 nnU-Net's own launcher resolves ``-tr`` by name inside nnunetv2, which breaks on machines whose torchvision cannot be
 imported (reference notes, nnunet_on_cpu.md §4.3). This one passes class objects and otherwise reuses nnU-Net's
-functions (``maybe_load_checkpoint``, ``find_free_network_port``, DDP setup).
+functions (``find_free_network_port``, DDP setup). Checkpoints (``--c``, ``--val``, ``--val_best``,
+``-pretrained_weights``) are read only through ``checkpoint_io.load_checkpoint`` (weights_only; ``--trust_checkpoint``
+opts in for trusted files), never through nnU-Net's ``torch.load(weights_only=False)``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import os
 from typing import Union
 
 import torch
+
+from seganypet_nnunet.errors import InputNotFoundError, SeganypetError, cli_entry
 
 DEVICES = ("cpu", "cuda", "mps")
 CUDA = torch.device("cuda")  # nnU-Net's default device
@@ -38,18 +42,36 @@ def build_trainer(
     continue_training: bool = False,
     device: torch.device = CUDA,
 ):
-    """nnU-Net's ``get_trainer_from_args`` for a class object: loads plans + dataset.json from nnUNet_preprocessed."""
+    """nnU-Net's ``get_trainer_from_args`` for a class object: loads plans + dataset.json from nnUNet_preprocessed.
+
+    Raises:
+        SeganypetError: unknown dataset, missing plans, configuration not in the plans, fold not in the splits.
+    """
     from batchgenerators.utilities.file_and_folder_operations import join, load_json
+
+    from seganypet_nnunet.paths import nnunet_folder
+    from seganypet_nnunet.splits import check_fold
+
+    for variable in ("nnUNet_preprocessed", "nnUNet_results"):
+        nnunet_folder(variable)  # one-line error when unset
     from nnunetv2.paths import nnUNet_preprocessed
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
-    folder = join(nnUNet_preprocessed, maybe_convert_to_dataset_name(str(dataset_name_or_id)))
+    try:
+        name = maybe_convert_to_dataset_name(str(dataset_name_or_id))
+    except (RuntimeError, ValueError) as err:
+        raise SeganypetError(f"dataset {dataset_name_or_id!r}: {str(err).splitlines()[0][:200]}") from None
+    folder = join(nnUNet_preprocessed, name)
     plans_file = join(folder, plans_identifier + ".json")
     if not os.path.isfile(plans_file):
-        raise FileNotFoundError(f"plans file {plans_file} not found: run seganypet_plan_and_preprocess first")
+        raise InputNotFoundError(f"{plans_file}: plans file not found: run seganypet_plan_and_preprocess first")
     plans = load_json(plans_file)
+    if configuration not in plans.get("configurations", {}):
+        raise SeganypetError(
+            f"{plans_file}: configuration {configuration!r} not planned ({', '.join(plans.get('configurations', {}))})"
+        )
+    fold = check_fold(folder, fold)
     plans["continue_training"] = continue_training
-    fold = fold if fold == "all" else int(fold)
     return trainer_class(
         plans=plans,
         configuration=configuration,
@@ -57,6 +79,58 @@ def build_trainer(
         dataset_json=load_json(join(folder, "dataset.json")),
         device=device,
     )
+
+
+def check_run_flags(
+    continue_training: bool,
+    only_run_validation: bool,
+    pretrained_weights: str | None,
+    val_with_best: bool,
+    disable_checkpointing: bool,
+) -> None:
+    """Flag combinations nnU-Net rejects, and a missing ``-pretrained_weights`` file, before any work."""
+    if continue_training and only_run_validation:
+        raise SeganypetError("--c and --val cannot be used together")
+    if val_with_best and disable_checkpointing:
+        raise SeganypetError("--val_best is not compatible with --disable_checkpointing")
+    if continue_training and pretrained_weights is not None:
+        raise SeganypetError("-pretrained_weights: cannot be combined with --c (pretrained weights start a training)")
+    if pretrained_weights is not None and not os.path.isfile(pretrained_weights):
+        raise InputNotFoundError(f"{pretrained_weights}: -pretrained_weights file not found")
+
+
+def _read_checkpoint(trainer, path: str, trusted: bool) -> None:
+    """Restore ``path`` into ``trainer`` (any nnUNetTrainer) through the weights_only reader."""
+    from seganypet_nnunet.checkpoint_io import load_checkpoint
+    from seganypet_nnunet.trainers.base import restore_checkpoint
+
+    restore_checkpoint(trainer, load_checkpoint(path, trusted=trusted, map_location=trainer.device), path)
+
+
+def maybe_load_checkpoint(
+    trainer, continue_training: bool, only_run_validation: bool, pretrained_weights: str | None, trusted: bool
+) -> None:
+    """nnU-Net's ``maybe_load_checkpoint`` (same file choice: final, latest, best) with our checkpoint reader."""
+    from seganypet_nnunet.trainers.base import load_pretrained_weights
+
+    folder = trainer.output_folder
+    chosen = None
+    if continue_training:
+        names = ("checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth")
+        chosen = next((os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))), None)
+        if chosen is None:
+            print("WARNING: Cannot continue training because there seems to be no checkpoint available to continue "
+                  "from. Starting a new training...")  # fmt: skip
+    elif only_run_validation:
+        chosen = os.path.join(folder, "checkpoint_final.pth")
+        if not os.path.isfile(chosen):
+            raise InputNotFoundError(f"{chosen}: --val needs a finished training (no checkpoint_final.pth)")
+    elif pretrained_weights is not None:
+        if not trainer.was_initialized:
+            trainer.initialize()
+        load_pretrained_weights(trainer.network, pretrained_weights, trusted)
+    if chosen is not None:
+        _read_checkpoint(trainer, chosen, trusted)
 
 
 def _run(
@@ -67,24 +141,22 @@ def _run(
     export_validation_probabilities: bool,
     val_with_best: bool,
     disable_checkpointing: bool,
+    trust_checkpoint: bool = False,
 ) -> None:
     """The part of nnU-Net's run_training / run_ddp after the trainer exists."""
-    from nnunetv2.run.run_training import maybe_load_checkpoint
     from torch.backends import cudnn
 
-    if continue_training and only_run_validation:
-        raise ValueError("--c and --val cannot be used together")
-    if val_with_best and disable_checkpointing:
-        raise ValueError("--val_best is not compatible with --disable_checkpointing")
+    check_run_flags(continue_training, only_run_validation, pretrained_weights, val_with_best, disable_checkpointing)
     trainer.disable_checkpointing = disable_checkpointing
-    maybe_load_checkpoint(trainer, continue_training, only_run_validation, pretrained_weights)
+    trainer.trust_checkpoint = trust_checkpoint
+    maybe_load_checkpoint(trainer, continue_training, only_run_validation, pretrained_weights, trust_checkpoint)
     if torch.cuda.is_available():
         cudnn.deterministic = False
         cudnn.benchmark = True
     if not only_run_validation:
         trainer.run_training()
     if val_with_best:
-        trainer.load_checkpoint(os.path.join(trainer.output_folder, "checkpoint_best.pth"))
+        _read_checkpoint(trainer, os.path.join(trainer.output_folder, "checkpoint_best.pth"), trust_checkpoint)
     trainer.perform_actual_validation(export_validation_probabilities)
 
 
@@ -124,6 +196,7 @@ def train_with_class(
     num_gpus: int = 1,
     val_with_best: bool = False,
     disable_checkpointing: bool = False,
+    trust_checkpoint: bool = False,
 ):
     """Trains ``trainer_class`` like ``nnUNetv2_train`` into ``$nnUNet_results/DatasetXXX/<Trainer>__<Plans>__<cfg>/``.
 
@@ -138,6 +211,7 @@ def train_with_class(
         val_with_best / disable_checkpointing: nnUNetv2_train's ``--c`` / ``--val`` / ``--npz`` /
         ``-pretrained_weights`` / ``--val_best`` / ``--disable_checkpointing``.
         num_gpus: > 1 spawns one DDP process per GPU (cuda only).
+        trust_checkpoint: read checkpoints with the full unpickler (``--trust_checkpoint``; trusted files only).
 
     Returns:
         the trainer after validation (single process), None for DDP.
@@ -149,7 +223,9 @@ def train_with_class(
         export_validation_probabilities=export_validation_probabilities,
         val_with_best=val_with_best,
         disable_checkpointing=disable_checkpointing,
+        trust_checkpoint=trust_checkpoint,
     )
+    check_run_flags(continue_training, only_run_validation, pretrained_weights, val_with_best, disable_checkpointing)
     if num_gpus > 1:
         import torch.multiprocessing as mp
         from nnunetv2.run.run_training import find_free_network_port
@@ -172,11 +248,13 @@ def train_with_class(
     return trainer
 
 
+@cli_entry("seganypet_train")
 def train_entry() -> None:
     """Console script ``seganypet_train`` (nnUNetv2_train's flags)."""
     import argparse
 
     from seganypet_nnunet.trainers.registry import TRAINERS, get_trainer_class
+    from seganypet_nnunet.validation import check_device
 
     p = argparse.ArgumentParser(description="Train a SegAnyPET / baseline trainer with nnU-Net's layout.")
     p.add_argument("dataset_name_or_id", type=str, help="Dataset name or ID to train with")
@@ -192,7 +270,16 @@ def train_entry() -> None:
     p.add_argument("--val_best", action="store_true", help="[OPTIONAL] validate with checkpoint_best.pth")
     p.add_argument("--disable_checkpointing", action="store_true", help="[OPTIONAL] write no checkpoints")
     p.add_argument("-device", default="cuda", choices=DEVICES, help="[OPTIONAL] cuda (default), cpu or mps")
+    p.add_argument(
+        "--trust_checkpoint",
+        action="store_true",
+        help="[OPTIONAL] also load checkpoints (--c, -pretrained_weights) holding objects other than tensors and plain "
+        "types; unpickling such a file can run code: only for files from a source you trust",
+    )
     a = p.parse_args()
+    if a.tr not in TRAINERS:
+        raise SeganypetError(f"-tr {a.tr!r}: unknown trainer; valid names: {', '.join(sorted(TRAINERS))}")
+    check_device(a.device)
     train_with_class(
         get_trainer_class(a.tr),
         a.dataset_name_or_id,
@@ -207,6 +294,7 @@ def train_entry() -> None:
         a.num_gpus,
         a.val_best,
         a.disable_checkpointing,
+        a.trust_checkpoint,
     )
 
 
