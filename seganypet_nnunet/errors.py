@@ -8,12 +8,13 @@ traceback too. SIGTERM is turned into ``SystemExit`` so ``finally`` blocks (stag
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 DEBUG_ENV = "SEGANYPET_DEBUG"
@@ -41,6 +42,18 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover - partial installs
         pass
     return tuple(types)
+
+
+@contextlib.contextmanager
+def as_user_error(field: str, *types: type[BaseException]) -> Iterator[None]:
+    """Re-raise ``types`` (default ValueError) from a block as a SeganypetError prefixed with ``field``."""
+    catch: tuple[type[BaseException], ...] = types or (ValueError,)
+    try:
+        yield
+    except SeganypetError:
+        raise
+    except catch as err:
+        raise SeganypetError(f"{field}: {one_line(err)}") from None
 
 
 def one_line(error: BaseException) -> str:

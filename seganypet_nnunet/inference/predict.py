@@ -5,45 +5,72 @@ network (no trainer lookup by name): same files as ``nnUNetv2_predict`` (CASE.ni
 predict_from_raw_data_args.json, and CASE.npz/.pkl with ``--save_probabilities``). Prompted mode runs
 ``SegAnyPETSession`` per case and named target and writes ``CASE.nii.gz`` (label map, ids 1..K in target order, later
 targets win overlaps) + ``CASE.json`` (``{"labels": {"1": "name", ...}}``), or ``CASE__<target>.nii.gz`` per target.
-Everything is validated before anything is written, and each run's files appear in OUT only when all succeeded.
+Everything is validated before anything is written (images: readable, 3D, not truncated, finite, not all zero, the
+model's channels; prompts; -o), and each run's files appear in OUT only when all succeeded. Runs stage into a hidden
+sibling of OUT (``.OUT.seganypet-<pid>.*``, removed on failure, on SIGTERM and, after ``kill -9``, by the next run)
+and publish under a lock, so two runs into one OUT never mix one run's label map with another's JSON; a label map
+published without a JSON removes a stale ``CASE.json``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from seganypet_nnunet import io_utils
+from seganypet_nnunet.errors import as_user_error, cli_entry
 from seganypet_nnunet.inference.model_folder import load_model_folder
+from seganypet_nnunet.validation import check_device, check_output_folder, scan_input_folder
 
 
 def input_cases(input_folder: str | Path, file_ending: str, n_channels: int) -> dict[str, list[str]]:
-    """``{case: [channel files]}`` of an nnU-Net input folder (``CASE_XXXX<ending>``)."""
-    from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
+    """``{case: [channel files]}`` of an nnU-Net input folder (``CASE_XXXX<ending>``), every image checked.
 
-    folder = Path(input_folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"input folder {folder} does not exist")
-    lists = create_lists_from_splitted_dataset_folder(str(folder), file_ending, num_processes=1)
-    cases = {}
-    for files in lists:
-        case = Path(files[0]).name[: -len(file_ending) - 5]
-        if len(files) != n_channels:
-            raise ValueError(f"input case {case!r}: {len(files)} channel file(s), the model expects {n_channels}")
-        cases[case] = files
-    return cases
+    Raises:
+        SeganypetError: see ``validation.scan_input_folder`` (one line naming the file).
+    """
+    return scan_input_folder(input_folder, file_ending, n_channels)
 
 
-def _publish(staging: Path, output_folder: Path) -> None:
-    """Move every staged file into ``output_folder`` (created if needed); called only after the whole run succeeded."""
+@contextlib.contextmanager
+def staging_folder(output_folder: Path) -> Iterator[Path]:
+    """A hidden, pid-tagged staging folder beside ``output_folder``; always removed afterwards (stale ones too)."""
+    output_folder.parent.mkdir(parents=True, exist_ok=True)
+    io_utils.remove_stale(output_folder.parent)
+    staging = Path(tempfile.mkdtemp(prefix=io_utils.temp_prefix(output_folder.name), dir=output_folder.parent))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _publish(staging: Path, output_folder: Path, file_ending: str) -> None:
+    """Move every staged file into ``output_folder`` (created if needed) under an exclusive lock; called only after the
+    whole run succeeded. Per case the JSON goes in before the label map; a label map without a JSON removes a stale
+    ``CASE.json`` of an earlier prompted run."""
     output_folder.mkdir(parents=True, exist_ok=True)
-    for f in sorted(staging.iterdir()):
-        os.replace(f, output_folder / f.name)
+    lock = output_folder.parent / f".{output_folder.name}.seganypet-lock"
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            files = sorted(staging.iterdir(), key=lambda f: (not f.name.endswith(".json"), f.name))
+            names = {f.name for f in files}
+            for f in files:
+                if f.name.endswith(file_ending) and "__" not in f.name:
+                    stale = f.name[: -len(file_ending)] + ".json"
+                    if stale not in names:
+                        (output_folder / stale).unlink(missing_ok=True)
+                os.replace(f, output_folder / f.name)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def predict_automatic(
@@ -59,11 +86,20 @@ def predict_automatic(
     npp: int = 3,
     nps: int = 3,
     verbose: bool = False,
+    trust_checkpoint: bool = False,
 ) -> None:
-    """nnU-Net automatic prediction of every case in ``input_folder`` (folds ensembled, nnU-Net's outputs)."""
+    """nnU-Net automatic prediction of every case in ``input_folder`` (folds ensembled, nnU-Net's outputs).
+
+    Raises:
+        SeganypetError / CheckpointError: a bad input, setting or checkpoint (before any prediction).
+    """
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-    m = load_model_folder(model_folder, folds, checkpoint)
+    output_folder = check_output_folder(output_folder, {"-i": input_folder})
+    check_device(device)
+    m = load_model_folder(model_folder, folds, checkpoint, trusted=trust_checkpoint)
+    ending = m.dataset_json["file_ending"]
+    cases = input_cases(input_folder, ending, len(m.dataset_json["channel_names"]))
     predictor = nnUNetPredictor(
         tile_step_size=step_size,
         use_gaussian=True,
@@ -83,23 +119,20 @@ def predict_automatic(
         m.trainer_name,
         m.mirror_axes,
     )
-    output_folder = Path(output_folder)
-    output_folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_folder.name}.", dir=output_folder.parent))
-    try:
+    with staging_folder(output_folder) as staging:
+        inputs = [cases[c] for c in cases]
+        outputs = [str(staging / c) for c in cases]
         if npp == 0 and nps == 0:
-            predictor.predict_from_files_sequential(str(input_folder), str(staging), save_probabilities, True, None)
+            predictor.predict_from_files_sequential(inputs, outputs, save_probabilities, True, None)
         else:
             predictor.predict_from_files(
-                str(input_folder),
-                str(staging),
+                inputs,
+                outputs,
                 save_probabilities=save_probabilities,
                 num_processes_preprocessing=max(npp, 1),
                 num_processes_segmentation_export=max(nps, 1),
             )
-        _publish(staging, output_folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        _publish(staging, output_folder, ending)
 
 
 def predict_prompted(
@@ -111,24 +144,29 @@ def predict_prompted(
     checkpoint: str = "checkpoint_final.pth",
     device: str = "cpu",
     per_target_files: bool = False,
+    trust_checkpoint: bool = False,
 ) -> list[Path]:
     """Prompted segmentation of the cases named in ``prompts_file``; returns the files written.
 
     Raises:
-        PromptFileError: malformed prompt file, unknown case, prompt outside its image (nothing is written).
+        PromptFileError: malformed prompt file, unknown case, prompt outside its image, more points than the model
+            accepts, a target with only negative points (nothing is written).
+        SeganypetError / CheckpointError: a bad input image, setting or checkpoint (before any prediction).
     """
     from seganypet_nnunet.inference.session import SegAnyPETSession
-    from seganypet_nnunet.prompts.prompt_file import load_prompt_file
+    from seganypet_nnunet.prompts.prompt_file import check_point_count, load_prompt_file
 
-    m = load_model_folder(model_folder, folds, checkpoint)
+    output_folder = check_output_folder(output_folder, {"-i": input_folder})
+    check_device(device)
+    m = load_model_folder(model_folder, folds, checkpoint, trusted=trust_checkpoint)
     ending = m.dataset_json["file_ending"]
     cases = input_cases(input_folder, ending, len(m.dataset_json["channel_names"]))
     prompts = load_prompt_file(prompts_file, cases)  # validates everything before any work
+    max_points = getattr(getattr(m.network, "config", None), "max_points", None)
+    if max_points is not None:
+        check_point_count(prompts, int(max_points), str(prompts_file))
     session = SegAnyPETSession(m, device=device)
-    output_folder = Path(output_folder)
-    output_folder.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{output_folder.name}.", dir=output_folder.parent) as tmp:
-        staging = Path(tmp)
+    with staging_folder(output_folder) as staging:
         for case, targets in prompts.items():
             session.set_image(cases[case])
             for t in targets:
@@ -147,15 +185,17 @@ def predict_prompted(
                 io_utils.write_image(session.to_image(labels), staging / f"{case}{ending}")
                 io_utils.write_json({"labels": {str(k): v for k, v in ids.items()}}, staging / f"{case}.json")
         written = [output_folder / f.name for f in sorted(staging.iterdir())]
-        _publish(staging, output_folder)
+        _publish(staging, output_folder, ending)
     return written
 
 
+@cli_entry("seganypet_predict")
 def predict_entry() -> None:
     """``seganypet_predict``: nnUNetv2_predict's grammar; ``--prompts FILE`` switches to promptable inference."""
     import argparse
 
     from seganypet_nnunet.cli_args import add_model_arguments, model_folder, parse_folds
+    from seganypet_nnunet.paths import nnunet_folder
 
     p = argparse.ArgumentParser(description="SegAnyPET prediction (nnUNetv2_predict flags; --prompts for prompts)")
     p.add_argument("-i", required=True, help="[REQUIRED] input folder (CASE_0000.nii.gz ...)")
@@ -169,16 +209,33 @@ def predict_entry() -> None:
     p.add_argument("--disable_tta", action="store_true", help="[OPTIONAL] no mirroring test-time augmentation")
     p.add_argument("-npp", type=int, default=3, help="[OPTIONAL] preprocessing processes. Default: 3")
     p.add_argument("-nps", type=int, default=3, help="[OPTIONAL] export processes. Default: 3")
-    p.add_argument("--verbose", action="store_true", help="[OPTIONAL] talk more")
+    p.add_argument("--verbose", action="store_true", help="[OPTIONAL] talk more; tracebacks for errors")
+    p.add_argument(
+        "--trust_checkpoint",
+        action="store_true",
+        help="[OPTIONAL] also load checkpoints holding objects other than tensors and plain types; unpickling such a "
+        "file can run code: only for files from a source you trust",
+    )
     a = p.parse_args()
-    folds = parse_folds(a.f)
+    with as_user_error("-f"):
+        folds = parse_folds(a.f)
+    check_output_folder(a.o, {"-i": a.i})
+    check_device(a.device)
+    if a.prompts and not Path(a.prompts).is_file():
+        from seganypet_nnunet.prompts.prompt_file import PromptFileError
+
+        raise PromptFileError(f"{a.prompts}: --prompts file not found")
     if a.device == "cpu":  # as nnUNetv2_predict
         import multiprocessing
 
         torch.set_num_threads(multiprocessing.cpu_count())
-    model = model_folder(a)
+    nnunet_folder("nnUNet_results")
+    with as_user_error(f"-d {a.d}", RuntimeError, ValueError):
+        model = model_folder(a)
     if a.prompts:
-        predict_prompted(model, a.i, a.o, a.prompts, folds, a.chk, a.device, a.per_target_files)
+        predict_prompted(
+            model, a.i, a.o, a.prompts, folds, a.chk, a.device, a.per_target_files, trust_checkpoint=a.trust_checkpoint
+        )
     else:
         predict_automatic(
             model,
@@ -193,4 +250,5 @@ def predict_entry() -> None:
             a.npp,
             a.nps,
             a.verbose,
+            trust_checkpoint=a.trust_checkpoint,
         )

@@ -15,17 +15,24 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from seganypet_nnunet.errors import SeganypetError
+
 SCHEMA = "seganypet-prompts/1"
 SPACES = ("voxel", "world")
+#: A target name becomes part of an output file name (``CASE__<target>.nii.gz``).
+TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}$")
+#: Prompt files are small; a bigger one is refused before parsing.
+MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
-class PromptFileError(ValueError):
+class PromptFileError(SeganypetError):
     """A prompt file is malformed or does not fit the input images (one line: file, case, field, problem)."""
 
 
@@ -77,26 +84,55 @@ def _require(entry, key: str, where: str):
     return entry[key]
 
 
+def _list_field(entry: dict, key: str, where: str) -> list:
+    value = entry.get(key, [])
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PromptFileError(f"{where}.{key}: must be a list, got {type(value).__name__}")
+    return value
+
+
 def _parse_target(t, where: str) -> TargetPrompts:
     name = _require(t, "name", where)
-    if not isinstance(name, str) or not name or "/" in name:
-        raise PromptFileError(f"{where}.name: must be a non-empty string without '/', got {name!r}")
+    if not isinstance(name, str) or not TARGET_NAME.match(name):
+        raise PromptFileError(
+            f"{where}.name: must be usable in a file name (letters, digits, space, '_', '.', '+', '-'; starting with a "
+            f"letter or digit; at most 64 characters), got {name!r}"[:300]
+        )
     points, boxes = [], []
-    for i, p in enumerate(t.get("points", []) or []):
+    for i, p in enumerate(_list_field(t, "points", where)):
         w = f"{where}.points[{i}]"
-        positive = p.get("positive", True) if isinstance(p, dict) else True
+        if not isinstance(p, dict):
+            raise PromptFileError(f"{w}: must be an object with 'coord', got {type(p).__name__}")
+        positive = p.get("positive", True)
         if not isinstance(positive, bool):
             raise PromptFileError(f"{w}.positive: must be true or false, got {positive!r}")
         points.append(PointPrompt(_coord(_require(p, "coord", w), f"{w}.coord"), _space(p, w), positive))
-    for i, b in enumerate(t.get("boxes", []) or []):
+    for i, b in enumerate(_list_field(t, "boxes", where)):
         w = f"{where}.boxes[{i}]"
+        if not isinstance(b, dict):
+            raise PromptFileError(f"{w}: must be an object with 'min' and 'max', got {type(b).__name__}")
         lo, hi = _coord(_require(b, "min", w), f"{w}.min"), _coord(_require(b, "max", w), f"{w}.max")
         if any(a > c for a, c in zip(lo, hi, strict=True)):
             raise PromptFileError(f"{w}: min {list(lo)} exceeds max {list(hi)}")
         boxes.append(BoxPrompt(lo, hi, _space(b, w)))
     if not points and not boxes:
         raise PromptFileError(f"{where}: target {name!r} has no points and no boxes")
+    if not boxes and not any(p.positive for p in points):
+        raise PromptFileError(f"{where}: target {name!r} has only negative points (add a positive point or a box)")
     return TargetPrompts(name, points, boxes)
+
+
+def check_point_count(prompts: dict[str, list[TargetPrompts]], max_points: int, source: str) -> None:
+    """Every target has at most ``max_points`` points (the model's ``max_points``; more would only be dropped)."""
+    for case, targets in prompts.items():
+        for t in targets:
+            if len(t.points) > max_points:
+                raise PromptFileError(
+                    f"{source}: case {case!r} target {t.name!r}: {len(t.points)} points, the model accepts at most "
+                    f"{max_points}"
+                )
 
 
 def parse_prompt_document(doc, source: str = "<prompts>") -> dict[str, list[TargetPrompts]]:
@@ -139,10 +175,18 @@ def load_prompt_file(path: str | Path, case_images: dict[str, list[str]]) -> dic
         PromptFileError: unreadable JSON, malformed field, unknown case, prompt outside the image.
     """
     path = Path(path)
+    if path.is_dir():
+        raise PromptFileError(f"{path}: is a folder, expected a prompt JSON file")
+    if not path.is_file():
+        raise PromptFileError(f"{path}: prompt file not found")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise PromptFileError(f"{path}: prompt file larger than {MAX_FILE_BYTES // 2**20} MiB")
     try:
         doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise PromptFileError(f"{path}: unreadable prompt JSON ({err})") from None
+    except RecursionError:
+        raise PromptFileError(f"{path}: prompt JSON is nested too deeply") from None
     if is_autopet_click_json(doc):
         from seganypet_nnunet.dataset_conversion.autopet_clicks import parse_autopet_clicks
 
