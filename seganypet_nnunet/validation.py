@@ -237,3 +237,19 @@ def check_output_folder(output: str | Path, inputs: Mapping[str, str | Path | No
         if folder is not None and output.resolve() == Path(folder).resolve():
             raise SeganypetError(f"{output}: -o is the same folder as {flag}; choose a separate output folder")
     return output
+
+
+def check_label_file(path: str | Path, allowed: Iterable[int], reference=None, ref_path: str | Path | None = None):
+    """A label map: 3D, readable, not truncated, integer values in ``allowed``; on ``reference``'s grid if given.
+
+    Returns the image header reader (geometry) of ``path``.
+    """
+    header = read_header(path, "label")
+    if reference is not None:
+        check_same_grid(reference, header, ref_path, path)
+    try:
+        array = sitk.GetArrayViewFromImage(sitk.ReadImage(str(path)))
+    except RuntimeError as err:
+        raise SeganypetError(f"{path}: unreadable label ({_last_line(err)})") from None
+    check_label_values(array, allowed, path)
+    return header

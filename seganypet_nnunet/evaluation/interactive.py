@@ -24,7 +24,8 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from seganypet_nnunet import io_utils
+from seganypet_nnunet import io_utils, validation
+from seganypet_nnunet.errors import InputNotFoundError, SeganypetError, as_user_error, cli_entry
 from seganypet_nnunet.evaluation import summary as S
 from seganypet_nnunet.evaluation.metrics import dice as dice_score
 from seganypet_nnunet.evaluation.metrics import (
@@ -104,25 +105,25 @@ def find_cases(
     images_dir, labels_dir = Path(images_dir), Path(labels_dir)
     for folder in (images_dir, labels_dir, instances_dir):
         if folder is not None and not Path(folder).is_dir():
-            raise FileNotFoundError(f"folder {folder} does not exist")
+            raise InputNotFoundError(f"{folder}: folder not found")
     pattern = re.compile(r"^(.+)_(\d{4})" + re.escape(file_ending) + "$")
     ids = sorted({m.group(1) for f in images_dir.iterdir() if (m := pattern.match(f.name))})
     if not ids:
-        raise FileNotFoundError(f"{images_dir}: no images named CASE_0000{file_ending}")
+        raise InputNotFoundError(f"{images_dir}: no images named CASE_0000{file_ending}")
     cases = []
     for cid in ids:
         files = tuple(images_dir / f"{cid}_{c:04d}{file_ending}" for c in range(n_channels))
         for f in files:
             if not f.is_file():
-                raise FileNotFoundError(f"case {cid}: missing image channel {f}")
+                raise InputNotFoundError(f"{f}: case {cid}: missing image channel")
         label = labels_dir / f"{cid}{file_ending}"
         if not label.is_file():
-            raise FileNotFoundError(f"case {cid}: missing reference {label}")
+            raise InputNotFoundError(f"{label}: case {cid}: missing reference")
         inst = None
         if instances_dir is not None:
             inst = Path(instances_dir) / f"{cid}{file_ending}"
             if not inst.is_file():
-                raise FileNotFoundError(f"case {cid}: missing instance map {inst}")
+                raise InputNotFoundError(f"{inst}: case {cid}: missing instance map")
         cases.append(EvalCase(cid, files, label, inst))
     return cases
 
@@ -137,11 +138,13 @@ def structure_labels(labels: Mapping[str, int | Sequence[int]], target_names: Se
     if target_names:
         unknown = [n for n in target_names if n not in out]
         if unknown:
-            raise ValueError(f"-targets: unknown structure name(s) {unknown}; dataset.json labels are {sorted(out)}")
+            raise SeganypetError(
+                f"-targets: unknown structure name(s) {unknown}; dataset.json labels are {sorted(out)}"
+            )
         out = {n: out[n] for n in target_names}
     for name, value in out.items():
         if not isinstance(value, int):
-            raise ValueError(f"dataset.json label {name!r}: region labels {value} are not supported; use -targets")
+            raise SeganypetError(f"dataset.json label {name!r}: region labels {value} are not supported; use -targets")
     return out
 
 
@@ -321,9 +324,11 @@ def evaluate_interactive(
         settings: extra settings recorded in the summary (model folder, folds, checkpoint...).
     """
     if n_clicks < 1:
-        raise ValueError(f"n_clicks must be >= 1, got {n_clicks}")
+        raise SeganypetError(f"-n_clicks: must be >= 1, got {n_clicks}")
+    if tolerance_mm <= 0:
+        raise SeganypetError(f"-tolerance_mm: must be > 0, got {tolerance_mm}")
     if not cases:
-        raise ValueError("no cases to evaluate")
+        raise SeganypetError("no cases to evaluate")
     structures = structure_labels(labels, target_names)
     rng = None if seed is None else np.random.default_rng(seed)
     out_cases, refs, present = {}, {}, {}
@@ -360,6 +365,38 @@ def evaluate_interactive(
     return summary
 
 
+def check_cases(
+    cases: Sequence[EvalCase],
+    labels: Mapping[str, int | Sequence[int]],
+    pred_folders: Mapping[str, Path | None] | None = None,
+    file_ending: str = ".nii.gz",
+) -> None:
+    """Every input checked before any work (one line naming the file): images readable, 3D, finite, not all zero, on
+    one grid; reference and instance maps on the image's grid (physical space, not only the shape) with integer
+    values (references: dataset.json labels); prediction folders (``{flag: folder}``) hold each case on that grid."""
+    allowed = [v for v in labels.values() if isinstance(v, int)]
+    for flag, folder in (pred_folders or {}).items():
+        if folder is not None and not Path(folder).is_dir():
+            raise InputNotFoundError(f"{folder}: {flag} folder not found")
+    for case in cases:
+        first = None
+        for f in case.image_files:
+            image = validation.read_checked_image(f)
+            if first is None:
+                first = (image, f)
+            else:
+                validation.check_same_grid(first[0], image, first[1], f)
+        ref = validation.check_label_file(case.label_file, allowed, first[0], first[1])
+        if case.instance_file is not None:
+            inst = validation.read_header(case.instance_file, "instance map")
+            validation.check_same_grid(ref, inst, case.label_file, case.instance_file)
+        for folder in (pred_folders or {}).values():
+            if folder is not None:
+                validation.check_label_file(
+                    Path(folder) / f"{case.case_id}{file_ending}", allowed, ref, case.label_file
+                )
+
+
 class SessionSegmenter:
     """Adapter: a ``SegAnyPETSession`` (image already set) as a ``Segmenter``; clicks in original voxel (i, j, k)."""
 
@@ -379,11 +416,15 @@ def session_factory(
     folds: Sequence[int | str] = (0,),
     checkpoint: str = "checkpoint_final.pth",
     device: str = "cpu",
+    trust_checkpoint: bool = False,
 ) -> SegmenterFactory:
-    """Loads the model once; each case sets its image channels on the same session."""
+    """Loads the model once (``trust_checkpoint``: see ``load_model_folder``); each case sets its image channels on
+    the same session."""
+    from seganypet_nnunet.inference.model_folder import load_model_folder
     from seganypet_nnunet.inference.session import SegAnyPETSession
 
-    session = SegAnyPETSession.from_model_folder(model_folder, folds=tuple(folds), checkpoint=checkpoint, device=device)
+    model = load_model_folder(model_folder, tuple(folds), checkpoint, trusted=trust_checkpoint)
+    session = SegAnyPETSession(model, device=device)
 
     def make(case: EvalCase) -> Segmenter:
         session.set_image([str(f) for f in case.image_files])
@@ -402,6 +443,7 @@ def evaluate_model_folder(
     checkpoint: str = "checkpoint_final.pth",
     device: str = "cpu",
     instances_dir: Path | None = None,
+    trust_checkpoint: bool = False,
     **kwargs,
 ) -> dict:
     """``evaluate_interactive`` with a SegAnyPETSession from an nnU-Net model folder (labels, channels from its
@@ -411,17 +453,25 @@ def evaluate_model_folder(
     model_folder = Path(model_folder)
     ds_file = model_folder / "dataset.json"
     if not ds_file.is_file():
-        raise FileNotFoundError(f"model folder {model_folder}: missing dataset.json")
+        raise InputNotFoundError(f"{ds_file}: missing (not an nnU-Net model folder?)")
     ds = json.loads(ds_file.read_text())
     ending = ds.get("file_ending", ".nii.gz")
+    validation.check_device(device)
     cases = find_cases(images_dir, labels_dir, instances_dir, len(ds["channel_names"]), ending)
-    factory = session_factory(model_folder, folds, checkpoint, device)
+    structure_labels(ds["labels"], kwargs.get("target_names"))
+    preds = {"-auto_pred": kwargs.get("auto_pred"), "-baseline_pred": kwargs.get("baseline_pred")}
+    check_cases(cases, ds["labels"], preds, ending)
+    for flag in ("n_clicks", "tolerance_mm"):
+        if flag in kwargs and kwargs[flag] <= 0:
+            raise SeganypetError(f"-{flag}: must be > 0, got {kwargs[flag]}")
+    factory = session_factory(model_folder, folds, checkpoint, device, trust_checkpoint)
     settings = {"model_folder": str(model_folder), "folds": [str(f) for f in folds], "checkpoint": checkpoint}
     return evaluate_interactive(
         cases, factory, ds["labels"], output_folder=output_folder, file_ending=ending, settings=settings, **kwargs
     )
 
 
+@cli_entry("seganypet_evaluate")
 def evaluate_entry() -> None:
     """Console script ``seganypet_evaluate``."""
     from seganypet_nnunet.cli_args import add_model_arguments, model_folder, parse_folds
@@ -447,11 +497,24 @@ def evaluate_entry() -> None:
     p.add_argument("-auto_pred", default=None, help="[OPTIONAL] automatic-mode segmentations folder")
     p.add_argument("-baseline_pred", default=None, help="[OPTIONAL] nnU-Net baseline segmentations folder")
     p.add_argument("-device", default="cpu", help="[OPTIONAL] cpu (default), cuda or mps")
+    p.add_argument(
+        "--trust_checkpoint",
+        action="store_true",
+        help="[OPTIONAL] also load checkpoints holding objects other than tensors and plain types; unpickling such a "
+        "file can run code: only for files from a source you trust",
+    )
     a = p.parse_args()
     if a.m is None and a.d is None:
         p.error("give -m MODEL_FOLDER or -d DATASET (with -c/-p/-tr)")
-    a.m = a.m or model_folder(a)
-    folds = parse_folds(a.f)
+    validation.check_output_folder(a.o, {"-i": a.i, "-ref": a.ref})
+    if a.m is None:
+        from seganypet_nnunet.paths import nnunet_folder
+
+        nnunet_folder("nnUNet_results")
+        with as_user_error(f"-d {a.d}", RuntimeError, ValueError):
+            a.m = model_folder(a)
+    with as_user_error("-f"):
+        folds = parse_folds(a.f)
     evaluate_model_folder(
         Path(a.m),
         Path(a.i),
@@ -468,6 +531,7 @@ def evaluate_entry() -> None:
         seed=a.seed if a.random_clicks else None,
         auto_pred=Path(a.auto_pred) if a.auto_pred else None,
         baseline_pred=Path(a.baseline_pred) if a.baseline_pred else None,
+        trust_checkpoint=a.trust_checkpoint,
     )
 
 
