@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from seganypet_nnunet.errors import SeganypetError, cli_entry
+from seganypet_nnunet.paths import check_dataset_name, dataset_folder_name
 from seganypet_nnunet.synthetic.config import AUTOPET_SPACING, SyntheticConfig
 from seganypet_nnunet.synthetic.dataset import make_dataset
 
@@ -36,9 +39,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Every flag checked before any work (one-line SeganypetError naming the flag)."""
+    check_dataset_name(args.n)
+    dataset_folder_name(args.d, args.n)
+    for flag, value, low in (("-num_train", args.num_train, 1), ("-num_test", args.num_test, 0),
+                             ("-max_lesions", args.max_lesions, 0)):  # fmt: skip
+        if value < low:
+            raise SeganypetError(f"{flag} {value}: must be >= {low}")
+    if args.o is not None and Path(args.o).exists() and not Path(args.o).is_dir():
+        raise SeganypetError(f"{args.o}: -o is an existing file, expected a folder")
+
+
+@cli_entry("seganypet_make_synthetic")
 def make_synthetic_entry(argv: list[str] | None = None) -> None:
     """Console entry point; prints the dataset folder."""
     args = build_parser().parse_args(argv)
+    check_args(args)
+    if args.o is None:
+        from seganypet_nnunet.paths import nnunet_folder
+
+        nnunet_folder("nnUNet_raw")
     config = SyntheticConfig(
         size="small" if args.small else "whole_body",
         spacing=AUTOPET_SPACING if args.autopet_spacing else None,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from seganypet_nnunet.errors import SeganypetError
 from seganypet_nnunet.io_utils import atomic_folder, write_image, write_json
 from seganypet_nnunet.paths import dataset_folder_name, nnunet_folder
 from seganypet_nnunet.synthetic.case import make_case
@@ -85,9 +86,12 @@ def make_dataset(
     """
     config = config or SyntheticConfig()
     if num_train < 1 or num_test < 0:
-        raise ValueError(f"make_dataset needs num_train >= 1 and num_test >= 0, got {num_train} and {num_test}")
+        raise SeganypetError(f"make_dataset needs num_train >= 1 and num_test >= 0, got {num_train} and {num_test}")
     root = Path(raw_root) if raw_root is not None else nnunet_folder("nnUNet_raw")
     target = root / dataset_folder_name(dataset_id, name)
+    others = sorted(p.name for p in root.glob(f"Dataset{int(dataset_id):03d}_*") if p.name != target.name)
+    if others:
+        raise SeganypetError(f"{root / others[0]}: dataset id {int(dataset_id)} is already used by another dataset")
     train = plan_studies(num_train, config.followup_fraction)
     test = plan_studies(num_test, 0.0, first_patient=train[-1][0] + 1)
     jobs = [("Tr", p, s) for p, s in train] + [("Ts", p, s) for p, s in test]
