@@ -12,6 +12,8 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from seganypet_nnunet.errors import InputNotFoundError, SeganypetError, as_user_error, cli_entry
+
 DEFAULT_CONFIGURATIONS = ("3d_fullres",)
 # Configurations whose data is another configuration's (nnU-Net would preprocess 3d_fullres again for them).
 SHARES_DATA = {"3d_cascade_fullres": "3d_fullres"}
@@ -22,11 +24,56 @@ def find_raw_dataset(dataset_id: int) -> Path:
     from seganypet_nnunet.paths import nnunet_folder
 
     raw = nnunet_folder("nnUNet_raw")
-    matches = sorted(raw.glob(f"Dataset{int(dataset_id):03d}_*")) if raw.is_dir() else []
+    matches = sorted(p for p in raw.glob(f"Dataset{int(dataset_id):03d}_*") if p.is_dir()) if raw.is_dir() else []
     if len(matches) != 1:
         problem = "not found" if not matches else f"ambiguous ({', '.join(m.name for m in matches)})"
-        raise FileNotFoundError(f"dataset id {dataset_id} {problem} in nnUNet_raw={raw}")
+        raise InputNotFoundError(f"{raw}: dataset id {dataset_id} {problem} in nnUNet_raw")
     return matches[0]
+
+
+def check_raw_dataset(raw_folder: Path) -> int:
+    """Our checks of a raw dataset before nnU-Net's workers read it; returns the number of training cases.
+
+    dataset.json readable with channel_names/labels/file_ending; every training case has exactly the channels of
+    dataset.json, each image readable, 3D, not truncated, finite and not all zero, all on the label's grid; labels
+    integer-valued and in dataset.json ``labels`` (nnU-Net checks the last two only with --verify_dataset_integrity).
+
+    Raises:
+        SeganypetError: one line naming the file and the problem.
+    """
+    import json
+
+    from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
+
+    from seganypet_nnunet import validation
+
+    ds_file = raw_folder / "dataset.json"
+    try:
+        dataset_json = json.loads(ds_file.read_text())
+    except (OSError, ValueError) as err:
+        raise SeganypetError(f"{ds_file}: unreadable dataset.json ({validation._last_line(err)})") from None
+    missing = [k for k in ("channel_names", "labels", "file_ending") if k not in dataset_json]
+    if missing:
+        raise SeganypetError(f"{ds_file}: missing field(s) {', '.join(missing)}")
+    ending, n_channels = dataset_json["file_ending"], len(dataset_json["channel_names"])
+    if "dataset" not in dataset_json:
+        validation.scan_input_folder(raw_folder / "imagesTr", ending, n_channels)  # names and channels first
+    cases = get_filenames_of_train_images_and_targets(str(raw_folder), dataset_json)
+    if not cases:
+        raise SeganypetError(f"{raw_folder / 'imagesTr'}: no training cases")
+    allowed = [v for v in dataset_json["labels"].values() if isinstance(v, int)]
+    allowed += [x for v in dataset_json["labels"].values() if isinstance(v, (list, tuple)) for x in v]
+    for case, entry in cases.items():
+        label = entry["label"]
+        if not Path(label).is_file():
+            raise InputNotFoundError(f"{label}: case {case}: missing label file")
+        header = validation.check_label_file(label, allowed)
+        for image in entry["images"]:
+            validation.check_same_grid(header, validation.read_checked_image(image), label, image)
+    n = dataset_json.get("numTraining")
+    if n is not None and n != len(cases):
+        raise SeganypetError(f"{ds_file}: numTraining is {n} but {raw_folder / 'imagesTr'} holds {len(cases)} cases")
+    return len(cases)
 
 
 @contextlib.contextmanager
@@ -141,11 +188,16 @@ def plan_and_preprocess(
     )
 
     from seganypet_nnunet.paths import nnunet_folder
-    from seganypet_nnunet.planners import get_planner_pair
+    from seganypet_nnunet.planners import PLANNERS, get_planner_pair
     from seganypet_nnunet.splits import maybe_write_patient_splits
 
+    if planner not in PLANNERS:
+        raise SeganypetError(f"-pl {planner!r}: unknown planner; valid: {', '.join(PLANNERS)}")
     ours, reference = get_planner_pair(planner)
     raw_folders = {int(d): find_raw_dataset(d) for d in dataset_ids}
+    nnunet_folder("nnUNet_preprocessed")
+    for raw_folder in raw_folders.values():
+        check_raw_dataset(raw_folder)
     default_np = int(os.environ.get("nnUNet_def_n_proc", 8))
     nps = [num_processes] if isinstance(num_processes, int) else list(num_processes or [default_np])
     spacing = [float(s) for s in overwrite_target_spacing] if overwrite_target_spacing is not None else None
@@ -194,6 +246,7 @@ def _training_case_ids(raw_folder: Path) -> list[str]:
     return sorted(get_filenames_of_train_images_and_targets(str(raw_folder), dataset_json))
 
 
+@cli_entry("seganypet_plan_and_preprocess")
 def plan_and_preprocess_entry() -> None:
     """Console script ``seganypet_plan_and_preprocess`` (nnU-Net flag grammar)."""
     import argparse
@@ -255,12 +308,13 @@ def plan_and_preprocess_entry() -> None:
     )
     parser.add_argument("--verbose", action="store_true", help="[OPTIONAL] Verbose nnU-Net output, progress bars.")
     args = parser.parse_args()
-    try:
-        for variable in ("nnUNet_raw", "nnUNet_preprocessed"):
-            nnunet_folder(variable)
-    except RuntimeError as error:
-        parser.error(str(error))
-    try:
+    for variable in ("nnUNet_raw", "nnUNet_preprocessed"):
+        nnunet_folder(variable)
+    if args.np is not None and any(n < 1 for n in args.np):
+        raise SeganypetError(f"-np {args.np}: process counts must be >= 1")
+    if args.overwrite_target_spacing is not None and any(not s > 0 for s in args.overwrite_target_spacing):
+        raise SeganypetError(f"-overwrite_target_spacing {args.overwrite_target_spacing}: spacings must be > 0 mm")
+    with as_user_error("-d", KeyError):
         result = plan_and_preprocess(
             args.d,
             planner=args.pl,
@@ -275,8 +329,6 @@ def plan_and_preprocess_entry() -> None:
             fingerprint_processes=args.npfp,
             verbose=args.verbose,
         )
-    except (KeyError, FileNotFoundError, ValueError) as error:
-        parser.error(str(error.args[0]) if error.args else repr(error))
     print(f"plans: {result['plans_identifier']}  baseline: {result['baseline_plans_identifier']}")
 
 
