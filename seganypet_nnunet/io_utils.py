@@ -16,7 +16,9 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import SimpleITK as sitk
 
 TMP_DIR = ".seganypet_tmp"
@@ -100,6 +102,20 @@ def write_image(image: sitk.Image, target: str | os.PathLike, compress: bool = T
     with atomic_path(target) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=compress)
     return Path(target)
+
+
+def plain(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays turned into Python numbers/lists, recursively (tensors and plain types kept),
+    so a checkpoint holding it loads with ``torch.load(weights_only=True)`` and JSON can encode it."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
 
 
 def write_json(obj, target: str | os.PathLike, indent: int = 2) -> Path:

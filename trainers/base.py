@@ -6,16 +6,15 @@ promptable run and its baseline get identical budgets (the same ``budget`` dict)
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch._dynamo import OptimizedModule
 
 import seganypet_nnunet
 from seganypet_nnunet.checkpoint_io import CheckpointError, load_checkpoint
-from seganypet_nnunet.io_utils import atomic_path
+from seganypet_nnunet.io_utils import atomic_path, plain
 
 # Budgets shared by our variants and their baselines (keys are nnUNetTrainer attribute names).
 TINY_BUDGET = {"num_epochs": 2, "num_iterations_per_epoch": 3, "num_val_iterations_per_epoch": 2, "save_every": 1}
@@ -86,19 +85,6 @@ class SeganypetBaseTrainer(nnUNetTrainer):
                 filename_or_checkpoint, trusted=self.trust_checkpoint, map_location=self.device
             )
             restore_checkpoint(self, checkpoint, str(filename_or_checkpoint))
-
-
-def plain(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays turned into Python numbers/lists (tensors and plain types kept)."""
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(plain(v) for v in value)
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
 
 
 CHECKPOINT_KEYS = ("network_weights", "init_args", "current_epoch", "logging", "_best_ema", "optimizer_state")

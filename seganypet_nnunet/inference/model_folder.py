@@ -196,7 +196,7 @@ def write_untrained_model_folder(
             "inference_allowed_mirroring_axes": (0, 1, 2),
         }
         with io_utils.atomic_path(folder / f"fold_{f}" / checkpoint) as tmp:
-            torch.save(ckpt, tmp)
+            torch.save(io_utils.plain(ckpt), tmp)  # plain types only: loads with weights_only=True
     return folder
 
 
