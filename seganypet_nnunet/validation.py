@@ -248,8 +248,8 @@ def check_label_file(path: str | Path, allowed: Iterable[int], reference=None, r
     if reference is not None:
         check_same_grid(reference, header, ref_path, path)
     try:
-        array = sitk.GetArrayViewFromImage(sitk.ReadImage(str(path)))
+        image = sitk.ReadImage(str(path))  # kept alive while its array view is used
     except RuntimeError as err:
         raise SeganypetError(f"{path}: unreadable label ({_last_line(err)})") from None
-    check_label_values(array, allowed, path)
+    check_label_values(sitk.GetArrayViewFromImage(image), allowed, path)
     return header

@@ -17,6 +17,7 @@ import sys
 import pytest
 import torch
 
+from seganypet_nnunet.checkpoint_io import load_checkpoint
 from seganypet_nnunet.run.train import build_trainer
 from seganypet_nnunet.synthetic.dataset import make_dataset
 from seganypet_nnunet.trainers.variants import SegAnyPETTrainer_tiny
@@ -56,7 +57,7 @@ def pipeline(tmp_path_factory):
         interrupted.run_training()
         fold = interrupted.output_folder
         os.replace(os.path.join(fold, "checkpoint_final.pth"), os.path.join(fold, "checkpoint_latest.pth"))
-        epoch1 = torch.load(os.path.join(fold, "checkpoint_latest.pth"), map_location="cpu", weights_only=False)
+        epoch1 = load_checkpoint(os.path.join(fold, "checkpoint_latest.pth"))
         logs_before = set(glob.glob(os.path.join(fold, "training_log_*.txt")))
 
         _sh(
@@ -133,13 +134,13 @@ def test_results_layout_and_checkpoint_naming(pipeline):
     for name in ("plans.json", "dataset.json", "dataset_fingerprint.json"):
         assert os.path.isfile(os.path.join(model, name))
     assert os.path.isfile(os.path.join(pipeline["fold"], "validation", "summary.json"))
-    final = torch.load(os.path.join(pipeline["fold"], "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    final = load_checkpoint(os.path.join(pipeline["fold"], "checkpoint_final.pth"))
     assert final["trainer_name"] == "nnUNetTrainer"
     assert final["seganypet"]["trainer_class"] == TRAINER
 
 
 def test_continue_resumes_from_checkpoint(pipeline):
-    final = torch.load(os.path.join(pipeline["fold"], "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    final = load_checkpoint(os.path.join(pipeline["fold"], "checkpoint_final.pth"))
     assert pipeline["epoch1"]["current_epoch"] == 1 and final["current_epoch"] == 2
     # the logger state of epoch 0 came from the checkpoint, so nnU-Net's load_checkpoint ran (weights included)
     assert final["logging"]["train_losses"][0] == pipeline["epoch1"]["logging"]["train_losses"][0]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from seganypet_nnunet.checkpoint_io import load_checkpoint
 from seganypet_nnunet.run.train import build_trainer
 from seganypet_nnunet.synthetic.dataset import make_dataset
 from seganypet_nnunet.trainers.registry import get_trainer_class
@@ -117,7 +118,7 @@ def test_checkpoint_is_loadable_as_nnunet_trainer(tiny_preprocessed):
     assert trainer.output_folder.endswith(os.path.join(f"SegAnyPETTrainer_tiny__{PLANS}__3d_fullres", "fold_0"))
     path = os.path.join(trainer.output_folder, "checkpoint_test.pth")
     trainer.save_checkpoint(path)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(path)
     assert checkpoint["trainer_name"] == "nnUNetTrainer"
     assert checkpoint["seganypet"]["trainer_class"] == "SegAnyPETTrainer_tiny"
     assert checkpoint["current_epoch"] == 1 and checkpoint["network_weights"]
