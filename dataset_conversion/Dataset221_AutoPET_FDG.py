@@ -121,7 +121,7 @@ def convert_autopet_fdg(
 
 
 @cli_entry("seganypet_convert_autopet_fdg")
-def convert_entry() -> None:
+def convert_entry(argv: list[str] | None = None) -> None:
     """``seganypet_convert_autopet_fdg SOURCE [-d 221] [-o RAW_ROOT] [--no_ct]``."""
     import argparse
 
@@ -133,7 +133,7 @@ def convert_entry() -> None:
     parser.add_argument("source_dir", type=Path, help="[REQUIRED] folder containing the PETCT_* patient folders")
     add_common_arguments(parser, 221)
     parser.add_argument("--no_ct", action="store_true", help="[OPTIONAL] PET-only dataset (no _0001 CT channel)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     run_cli(convert_autopet_fdg, args.source_dir, args.d, args.o, with_ct=not args.no_ct)
 
 

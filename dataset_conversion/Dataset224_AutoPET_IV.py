@@ -141,7 +141,7 @@ def convert_autopet_iv(
 
 
 @cli_entry("seganypet_convert_autopet_iv")
-def convert_entry() -> None:
+def convert_entry(argv: list[str] | None = None) -> None:
     """``seganypet_convert_autopet_iv SOURCE [-d 224] [-o RAW_ROOT] [-c CLICK_DIR] [--no_ct]``."""
     import argparse
 
@@ -158,7 +158,7 @@ def convert_entry() -> None:
         "grand-challenge form) → prompts.json (voxel i,j,k)",
     )  # fmt: skip
     parser.add_argument("--no_ct", action="store_true", help="[OPTIONAL] PET-only dataset (no _0001 CT channel)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     run_cli(convert_autopet_iv, args.source_dir, args.d, args.o, click_dir=args.c, with_ct=not args.no_ct)
 
 

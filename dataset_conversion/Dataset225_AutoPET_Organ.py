@@ -121,7 +121,7 @@ def convert_autopet_organ(
 
 
 @cli_entry("seganypet_convert_autopet_organ")
-def convert_entry() -> None:
+def convert_entry(argv: list[str] | None = None) -> None:
     """``seganypet_convert_autopet_organ LABEL_DIR AUTOPET_DIR [-d 225] [-o RAW_ROOT] [--ct]``."""
     import argparse
 
@@ -134,7 +134,7 @@ def convert_entry() -> None:
     parser.add_argument("autopet_dir", type=Path, help="[REQUIRED] autoPET FDG NIfTI root (PETCT_* folders)")
     add_common_arguments(parser, 225)
     parser.add_argument("--ct", action="store_true", help="[OPTIONAL] add CTres as channel _0001 ('CT')")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     run_cli(convert_autopet_organ, args.label_dir, args.autopet_dir, args.d, args.o, with_ct=args.ct)
 
 

@@ -113,7 +113,7 @@ def convert_hecktor(
 
 
 @cli_entry("seganypet_convert_hecktor")
-def convert_entry() -> None:
+def convert_entry(argv: list[str] | None = None) -> None:
     """``seganypet_convert_hecktor SOURCE [-d 226] [-o RAW_ROOT]``."""
     import argparse
 
@@ -124,7 +124,7 @@ def convert_entry() -> None:
     )  # fmt: skip
     parser.add_argument("source_dir", type=Path, help="[REQUIRED] HECKTOR folder (imagesTr/+labelsTr/ or per-patient)")
     add_common_arguments(parser, 226)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     run_cli(convert_hecktor, args.source_dir, args.d, args.o)
 
 

@@ -54,7 +54,7 @@ def check_output_file(out_path: Path, dicom_dir: Path) -> None:
 
 
 @cli_entry("seganypet_dicom_to_suv")
-def dicom_to_suv_entry() -> None:
+def dicom_to_suv_entry(argv: list[str] | None = None) -> None:
     """``seganypet_dicom_to_suv -i DICOM_DIR -o OUT.nii.gz [--mode bw|lbm|bsa] [--weight KG] [--height M] [--sex]``."""
     import argparse
 
@@ -74,7 +74,7 @@ def dicom_to_suv_entry() -> None:
     parser.add_argument("--weight", type=float, default=None, help="[OPTIONAL] patient weight in kg (overrides header)")
     parser.add_argument("--height", type=float, default=None, help="[OPTIONAL] patient height in m (lbm/bsa)")
     parser.add_argument("--sex", choices=("M", "F"), default=None, help="[OPTIONAL] patient sex (lbm)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     check_output_file(args.o, args.i)
     info = dicom_to_suv(args.i, args.o, args.mode, PatientOverride(args.weight, args.height, args.sex))
     print(f"{args.o}: SUV{args.mode} factor {info['factor']:.6g} (Units {info['units']}, dt {info['delta_t_s']} s)")

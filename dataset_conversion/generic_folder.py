@@ -149,7 +149,7 @@ def convert_generic_folder(
 
 
 @cli_entry("seganypet_convert_generic")
-def convert_entry() -> None:
+def convert_entry(argv: list[str] | None = None) -> None:
     """``seganypet_convert_generic SOURCE -l LABELS.json -d ID -n NAME [-o RAW] [--resample] [-p C2P.json]``."""
     import argparse
 
@@ -171,7 +171,7 @@ def convert_entry() -> None:
         action="store_true",
         help="[OPTIONAL] cases without a _seg file become test cases (imagesTs) instead of an error",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     suffixes = {"pet": args.pet_suffix, "ct": args.ct_suffix, "seg": args.seg_suffix}
     run_cli(
         convert_generic_folder, args.source_dir, args.l, args.d, args.n, args.o, suffixes, args.resample, args.p,

@@ -75,9 +75,11 @@ def cli_entry(command: str) -> Callable[[F], F]:
     def wrap(main: F) -> F:
         @functools.wraps(main)
         def entry(*args, **kwargs):
-            verbose = "--verbose" in sys.argv[1:] or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+            argv = args[0] if args and isinstance(args[0], list) else kwargs.get("argv") or sys.argv[1:]
+            verbose = "--verbose" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+            previous = None
             try:
-                signal.signal(signal.SIGTERM, _on_sigterm)
+                previous = signal.signal(signal.SIGTERM, _on_sigterm)
             except ValueError:  # not the main thread
                 pass
             try:
@@ -90,6 +92,9 @@ def cli_entry(command: str) -> Callable[[F], F]:
             except KeyboardInterrupt:
                 print(f"{command}: interrupted", file=sys.stderr)
                 raise SystemExit(130) from None
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
 
         return entry  # type: ignore[return-value]
 

@@ -472,7 +472,7 @@ def evaluate_model_folder(
 
 
 @cli_entry("seganypet_evaluate")
-def evaluate_entry() -> None:
+def evaluate_entry(argv: list[str] | None = None) -> None:
     """Console script ``seganypet_evaluate``."""
     from seganypet_nnunet.cli_args import add_model_arguments, model_folder, parse_folds
 
@@ -503,7 +503,7 @@ def evaluate_entry() -> None:
         help="[OPTIONAL] also load checkpoints holding objects other than tensors and plain types; unpickling such a "
         "file can run code: only for files from a source you trust",
     )
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if a.m is None and a.d is None:
         p.error("give -m MODEL_FOLDER or -d DATASET (with -c/-p/-tr)")
     validation.check_output_folder(a.o, {"-i": a.i, "-ref": a.ref})

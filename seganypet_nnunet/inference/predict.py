@@ -190,7 +190,7 @@ def predict_prompted(
 
 
 @cli_entry("seganypet_predict")
-def predict_entry() -> None:
+def predict_entry(argv: list[str] | None = None) -> None:
     """``seganypet_predict``: nnUNetv2_predict's grammar; ``--prompts FILE`` switches to promptable inference."""
     import argparse
 
@@ -216,7 +216,7 @@ def predict_entry() -> None:
         help="[OPTIONAL] also load checkpoints holding objects other than tensors and plain types; unpickling such a "
         "file can run code: only for files from a source you trust",
     )
-    a = p.parse_args()
+    a = p.parse_args(argv)
     with as_user_error("-f"):
         folds = parse_folds(a.f)
     check_output_folder(a.o, {"-i": a.i})

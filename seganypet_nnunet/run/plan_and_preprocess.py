@@ -247,7 +247,7 @@ def _training_case_ids(raw_folder: Path) -> list[str]:
 
 
 @cli_entry("seganypet_plan_and_preprocess")
-def plan_and_preprocess_entry() -> None:
+def plan_and_preprocess_entry(argv: list[str] | None = None) -> None:
     """Console script ``seganypet_plan_and_preprocess`` (nnU-Net flag grammar)."""
     import argparse
 
@@ -307,7 +307,7 @@ def plan_and_preprocess_entry() -> None:
         help="[OPTIONAL] Do not plan/preprocess the matching nnU-Net baseline plans.",
     )
     parser.add_argument("--verbose", action="store_true", help="[OPTIONAL] Verbose nnU-Net output, progress bars.")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for variable in ("nnUNet_raw", "nnUNet_preprocessed"):
         nnunet_folder(variable)
     if args.np is not None and any(n < 1 for n in args.np):

@@ -249,7 +249,7 @@ def train_with_class(
 
 
 @cli_entry("seganypet_train")
-def train_entry() -> None:
+def train_entry(argv: list[str] | None = None) -> None:
     """Console script ``seganypet_train`` (nnUNetv2_train's flags)."""
     import argparse
 
@@ -276,7 +276,7 @@ def train_entry() -> None:
         help="[OPTIONAL] also load checkpoints (--c, -pretrained_weights) holding objects other than tensors and plain "
         "types; unpickling such a file can run code: only for files from a source you trust",
     )
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if a.tr not in TRAINERS:
         raise SeganypetError(f"-tr {a.tr!r}: unknown trainer; valid names: {', '.join(sorted(TRAINERS))}")
     check_device(a.device)
