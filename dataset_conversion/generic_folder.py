@@ -53,8 +53,12 @@ def find_generic_cases(
     cases: dict[str, dict[str, Path]] = {}
     by_length = sorted(suffixes.items(), key=lambda kv: -len(kv[1]))  # longest suffix first ("_pet_ct" before "_ct")
     for path in sorted(source_dir.iterdir()):
-        stem = strip_image_suffix(path.name) if path.is_file() else None
-        if stem is None or path.name.startswith("."):
+        if path.name.startswith("."):
+            continue
+        stem = strip_image_suffix(path.name)
+        if stem is not None and path.is_dir():
+            raise ConversionError(f"{path}: is a folder named like an image")
+        if stem is None:
             continue
         role = next((r for r, s in by_length if stem.endswith(s) and len(stem) > len(s)), None)
         if role is None:
