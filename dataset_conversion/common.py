@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from seganypet_nnunet.image_files import read_image_header
 from seganypet_nnunet.io_utils import copy_file, write_image, write_json
 from seganypet_nnunet.paths import dataset_folder_name, nnunet_folder
 from seganypet_nnunet.splits import patient_grouped_splits
@@ -43,20 +44,7 @@ class ConversionError(ValueError):
 # ----------------------------------------------------------------------------------------------------------- reading
 def read_image_info(path: Path) -> sitk.ImageFileReader:
     """Read only the header of ``path`` (cheap); raise ConversionError if unreadable or not 3D."""
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    if not Path(path).is_file():
-        raise ConversionError(f"{path}: file not found")
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as err:
-        raise ConversionError(f"{path}: unreadable image ({str(err).strip().splitlines()[-1][:120]})") from None
-    if reader.GetDimension() != 3 or reader.GetNumberOfComponents() != 1:
-        raise ConversionError(
-            f"{path}: expected a 3D scalar image, got dimension {reader.GetDimension()} with "
-            f"{reader.GetNumberOfComponents()} component(s)"
-        )
-    return reader
+    return read_image_header(path, ConversionError)
 
 
 def read_image(path: Path) -> sitk.Image:

@@ -12,6 +12,7 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 import seganypet_nnunet
+from seganypet_nnunet.cli_args import CUDA
 from seganypet_nnunet.io_utils import atomic_path
 
 # Budgets shared by our variants and their baselines (keys are nnUNetTrainer attribute names).
@@ -20,7 +21,6 @@ TINY_BUDGET = {"num_epochs": 2, "num_iterations_per_epoch": 3, "num_val_iteratio
 DEMO_BUDGET = {"num_epochs": 12, "num_iterations_per_epoch": 40, "num_val_iterations_per_epoch": 4, "save_every": 4}
 
 STOCK_TRAINER_NAME = "nnUNetTrainer"
-CUDA = torch.device("cuda")  # nnU-Net's default device
 
 
 class SeganypetBaseTrainer(nnUNetTrainer):

@@ -50,6 +50,7 @@ def predict_automatic(
     model_folder: str | Path,
     input_folder: str | Path,
     output_folder: str | Path,
+    *,
     folds: Sequence[int | str] = (0,),
     checkpoint: str = "checkpoint_final.pth",
     device: str = "cpu",
@@ -107,6 +108,7 @@ def predict_prompted(
     input_folder: str | Path,
     output_folder: str | Path,
     prompts_file: str | Path,
+    *,
     folds: Sequence[int | str] = (0,),
     checkpoint: str = "checkpoint_final.pth",
     device: str = "cpu",
@@ -133,6 +135,8 @@ def predict_prompted(
             session.set_image(cases[case])
             for t in targets:
                 session.new_target(t.name)
+                if not t.boxes and not any(p.positive for p in t.points):
+                    continue  # only negative clicks (e.g. an autoPET case without lesion): the target stays empty
                 for b in t.boxes:
                     session.add_box(b.min, b.max, space=b.space)
                 for p in t.points:
@@ -155,7 +159,13 @@ def predict_entry() -> None:
     """``seganypet_predict``: nnUNetv2_predict's grammar; ``--prompts FILE`` switches to promptable inference."""
     import argparse
 
-    from seganypet_nnunet.cli_args import add_model_arguments, model_folder, parse_folds
+    from seganypet_nnunet.cli_args import (
+        add_device_argument,
+        add_model_arguments,
+        device_from_args,
+        model_folder,
+        parse_folds,
+    )
 
     p = argparse.ArgumentParser(description="SegAnyPET prediction (nnUNetv2_predict flags; --prompts for prompts)")
     p.add_argument("-i", required=True, help="[REQUIRED] input folder (CASE_0000.nii.gz ...)")
@@ -163,7 +173,7 @@ def predict_entry() -> None:
     add_model_arguments(p, dataset_required=True, default_folds=["0", "1", "2", "3", "4"])
     p.add_argument("--prompts", default=None, help="[OPTIONAL] prompt JSON (our schema or an autoPET IV click file)")
     p.add_argument("--per_target_files", action="store_true", help="[OPTIONAL] prompted: one file per target")
-    p.add_argument("-device", default="cuda", choices=["cpu", "cuda"], help="[OPTIONAL] device. Default: cuda")
+    add_device_argument(p)
     p.add_argument("--save_probabilities", action="store_true", help="[OPTIONAL] also write .npz/.pkl (automatic)")
     p.add_argument("-step_size", type=float, default=0.5, help="[OPTIONAL] sliding-window step. Default: 0.5")
     p.add_argument("--disable_tta", action="store_true", help="[OPTIONAL] no mirroring test-time augmentation")
@@ -171,26 +181,32 @@ def predict_entry() -> None:
     p.add_argument("-nps", type=int, default=3, help="[OPTIONAL] export processes. Default: 3")
     p.add_argument("--verbose", action="store_true", help="[OPTIONAL] talk more")
     a = p.parse_args()
+    device = device_from_args(a).type  # nnUNetv2_predict's thread settings; one line if the device is missing
     folds = parse_folds(a.f)
-    if a.device == "cpu":  # as nnUNetv2_predict
-        import multiprocessing
-
-        torch.set_num_threads(multiprocessing.cpu_count())
     model = model_folder(a)
     if a.prompts:
-        predict_prompted(model, a.i, a.o, a.prompts, folds, a.chk, a.device, a.per_target_files)
+        predict_prompted(
+            model,
+            a.i,
+            a.o,
+            a.prompts,
+            folds=folds,
+            checkpoint=a.chk,
+            device=device,
+            per_target_files=a.per_target_files,
+        )
     else:
         predict_automatic(
             model,
             a.i,
             a.o,
-            folds,
-            a.chk,
-            a.device,
-            a.step_size,
-            a.disable_tta,
-            a.save_probabilities,
-            a.npp,
-            a.nps,
-            a.verbose,
+            folds=folds,
+            checkpoint=a.chk,
+            device=device,
+            step_size=a.step_size,
+            disable_tta=a.disable_tta,
+            save_probabilities=a.save_probabilities,
+            npp=a.npp,
+            nps=a.nps,
+            verbose=a.verbose,
         )
