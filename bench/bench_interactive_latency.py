@@ -56,7 +56,7 @@ def main() -> None:
         t0 = time.perf_counter()
         s.add_point(c, positive=bool(rng.integers(2)), space="voxel")
         clicks.append(_ms(t0))
-        s._cache.clear()  # baseline: the same click with the full network re-run (encode + decode)
+        s.clear_cache()  # baseline: the same click with the full network re-run (encode + decode)
         s.undo()
         t0 = time.perf_counter()
         s.add_point(c, space="voxel")

@@ -135,7 +135,7 @@ def main() -> None:
     p.add_argument("-cases", type=int, default=6, help="cases of a generated dataset")
     p.add_argument("-device", default="cpu", choices=("cpu", "cuda", "mps"))
     a = p.parse_args()
-    from seganypet_nnunet.run.train import make_device
+    from seganypet_nnunet.cli_args import make_device
 
     device = make_device(a.device)
     plans = a.p or PLANS_OF_PLANNER[a.pl]

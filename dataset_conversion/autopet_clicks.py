@@ -1,14 +1,15 @@
 """autoPET IV click JSON → our prompt schema ``seganypet-prompts/1``.
 
-autoPET IV ships clicks in two forms (``lab-midas/autoPETCTIV:clicks``; pet_data_and_tools.md §1.2)::
+autoPET IV ships clicks in two forms (``lab-midas/autoPETCTIV``, ``clicks`` folder)::
 
     {"tumor": [[i, j, k], ...], "background": [[i, j, k], ...]}                               # repository form
     {"version": {...}, "type": "Multiple points", "points": [{"point": [i, j, k], "name": "tumor"}]}  # grand-challenge
 
 Their coordinates are voxel indices in nibabel array order of the PET/label grid. For a NIfTI file nibabel's data axes
 are the file's voxel axes, which are exactly ITK's index order (i, j, k); so the values are kept unchanged as **original
-voxel** coordinates (DESIGN.md), checked to lie inside ``image`` (0 <= c <= size-1 per axis). ``tumor`` clicks become
-positive points, ``background`` clicks negative points of one target named ``"lesion"``.
+voxel** coordinates (DESIGN.md), checked to lie inside ``image`` by the one bounds rule (``coordinates.inside_image``:
+-0.5 <= c <= size - 0.5). ``tumor`` clicks become positive points, ``background`` clicks negative points of one target
+named ``"lesion"``.
 
 Schema written (read by ``seganypet_predict --prompts``)::
 
@@ -25,8 +26,9 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from seganypet_nnunet.dataset_conversion.common import ConversionError
+from seganypet_nnunet.inference.coordinates import inside_image
+from seganypet_nnunet.prompts.prompt_file import SCHEMA
 
-PROMPT_SCHEMA = "seganypet-prompts/1"
 CLICK_KINDS = {"tumor": True, "tumour": True, "lesion": True, "background": False}
 
 
@@ -36,7 +38,7 @@ def _point(coord, size: tuple[int, ...], path: Path, kind: str) -> dict:
         raise ConversionError(f"{path}: {kind} click {coord!r} is not a list of 3 numbers")
     if not all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in coord):
         raise ConversionError(f"{path}: {kind} click {coord!r} is not a list of 3 finite numbers")
-    if any(c < 0 or c > s - 1 for c, s in zip(coord, size, strict=True)):
+    if not inside_image(coord, size):
         raise ConversionError(f"{path}: {kind} click {list(coord)} lies outside the image (size i,j,k = {list(size)})")
     value = [int(c) if float(c).is_integer() else float(c) for c in coord]
     return {"coord": value, "space": "voxel", "positive": CLICK_KINDS[kind]}
@@ -90,4 +92,4 @@ def parse_autopet_clicks(path: Path, image: sitk.Image | sitk.ImageFileReader) -
 
 def prompts_document(cases: dict[str, dict]) -> dict:
     """Wrap per-case entries into the top-level prompt document."""
-    return {"schema": PROMPT_SCHEMA, "cases": dict(sorted(cases.items()))}
+    return {"schema": SCHEMA, "cases": dict(sorted(cases.items()))}

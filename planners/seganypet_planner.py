@@ -17,6 +17,7 @@ from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_en
     nnUNetPlannerResEncM,
 )
 
+from seganypet_nnunet.cli_args import DEFAULT_PLANS
 from seganypet_nnunet.planners.presets import PresetCapsMixin, SmallPreset, TinyPreset
 
 PET_CHANNEL_NAMES = ("pet", "suv", "pt")
@@ -64,7 +65,7 @@ class SegAnyPETPlanner(PresetCapsMixin, ExperimentPlanner):
     ``PresetCapsMixin`` caps.
     """
 
-    default_plans_name = "SegAnyPETPlans"
+    default_plans_name = DEFAULT_PLANS
     promptable_preset = "default"
 
     def channel_names(self) -> list[str]:

@@ -1,9 +1,24 @@
-"""Argument groups shared by our console scripts, with nnU-Net's flag grammar and defaults."""
+"""What our console scripts share, with nnU-Net's flag grammar and defaults: model selection and the device.
+
+``-device`` behaves as in nnU-Net's commands (default ``cuda``; nnU-Net's thread settings per device); on a machine
+without the requested device every command stops with one line that suggests ``-device cpu``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 from pathlib import Path
+
+import torch
+
+from seganypet_nnunet.errors import SeganypetError
+from seganypet_nnunet.validation import check_device
+
+DEFAULT_PLANS = "SegAnyPETPlans"  # SegAnyPETPlanner's plans identifier (planners/seganypet_planner.py uses this)
+DEFAULT_TRAINER = "SegAnyPETTrainer"
+DEVICES = ("cuda", "cpu", "mps")
+CUDA = torch.device("cuda")  # nnU-Net's default device
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, dataset_required: bool, default_folds: list[str]) -> None:
@@ -11,8 +26,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, dataset_required: bo
     req = "[REQUIRED]" if dataset_required else "[OPTIONAL]"
     parser.add_argument("-d", required=dataset_required, default=None, help=f"{req} dataset name or id")
     parser.add_argument("-c", default="3d_fullres", help="[OPTIONAL] configuration. Default: 3d_fullres")
-    parser.add_argument("-p", default="SegAnyPETPlans", help="[OPTIONAL] plans identifier. Default: SegAnyPETPlans")
-    parser.add_argument("-tr", default="SegAnyPETTrainer", help="[OPTIONAL] trainer name. Default: SegAnyPETTrainer")
+    add_plans_argument(parser)
+    parser.add_argument("-tr", default=DEFAULT_TRAINER, help=f"[OPTIONAL] trainer name. Default: {DEFAULT_TRAINER}")
     parser.add_argument(
         "-f",
         nargs="+",
@@ -22,6 +37,45 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, dataset_required: bo
     parser.add_argument(
         "-chk", default="checkpoint_final.pth", help="[OPTIONAL] checkpoint name. Default: checkpoint_final.pth"
     )
+
+
+def add_plans_argument(parser: argparse.ArgumentParser) -> None:
+    """``-p``: plans identifier; the size presets need theirs (e.g. ``SegAnyPETPlansTiny``, ``nnUNetPlansTiny``)."""
+    parser.add_argument(
+        "-p",
+        default=DEFAULT_PLANS,
+        help=f"[OPTIONAL] plans identifier. Default: {DEFAULT_PLANS}. Size presets write their own "
+        "(SegAnyPETPlansSmall / SegAnyPETPlansTiny, baselines nnUNetPlansSmall / nnUNetPlansTiny): pass it here.",
+    )
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``-device`` with nnU-Net's default (cuda)."""
+    parser.add_argument(
+        "-device", default="cuda", choices=DEVICES, help="[OPTIONAL] cuda (default, as nnU-Net), cpu or mps"
+    )
+
+
+def make_device(name: str) -> torch.device:
+    """``-device`` string -> torch.device, with nnU-Net's thread settings (all cores on CPU, 1 thread on cuda).
+
+    Raises:
+        SeganypetError: unknown name, or the device is not available here (one line suggesting ``-device cpu``).
+    """
+    if name not in DEVICES:
+        raise SeganypetError(f"-device must be one of {', '.join(DEVICES)}, got {name!r}")
+    check_device(name)
+    if name == "cpu":
+        torch.set_num_threads(multiprocessing.cpu_count())
+    elif name == "cuda":
+        torch.set_num_threads(1)
+        torch.set_num_interop_threads(1)
+    return torch.device(name)
+
+
+def device_from_args(args: argparse.Namespace) -> torch.device:
+    """``make_device(args.device)`` for a console script (inside ``errors.cli_entry``: one line if unavailable)."""
+    return make_device(args.device)
 
 
 def parse_folds(folds: list[str]) -> list[int | str]:

@@ -1,4 +1,4 @@
-"""``seganypet_demo``: the whole product on built-in synthetic whole-body PET, on a CPU, in about 15 minutes.
+"""``seganypet_demo``: the whole product on built-in synthetic whole-body PET, on a 2-core CPU in about 7-13 minutes.
 
 Generate a dataset → plan and preprocess (ours + the nnU-Net baseline, same fingerprint, same backbone) → train a small
 SegAnyPET model and the nnU-Net baseline on the same short budget → predict automatically → simulate clicks and
@@ -66,29 +66,18 @@ def _model_folder(results: Path, settings: DemoSettings, trainer: str, plans: st
 
 
 def _train(settings: DemoSettings, trainer_name: str, plans: str) -> None:
-    from seganypet_nnunet.run.train import make_device, train_with_class
+    from seganypet_nnunet.cli_args import make_device
+    from seganypet_nnunet.run.train import train_with_class
     from seganypet_nnunet.trainers.registry import get_trainer_class
 
     train_with_class(
-        get_trainer_class(trainer_name), settings.dataset_id, CONFIGURATION, 0, plans, make_device(settings.device)
+        get_trainer_class(trainer_name),
+        settings.dataset_id,
+        CONFIGURATION,
+        0,
+        plans_identifier=plans,
+        device=make_device(settings.device),
     )
-
-
-def format_table(rows: list[dict], unseen: tuple[str, ...]) -> str:
-    """The per-structure Dice table (automatic, baseline, after 1/3/5 clicks); unseen structures are marked ``*``."""
-    header = ["structure", "nnU-Net auto", "ours auto"] + [f"ours {k} click{'s' * (k > 1)}" for k in CLICKS]
-    lines = [" | ".join(f"{h:>14}" for h in header), "-" * (17 * len(header))]
-
-    def cell(value) -> str:
-        return f"{value:14.3f}" if value is not None else f"{'-':>14}"
-
-    for row in rows:
-        name = row["structure"] + (" *" if row["structure"] in unseen else "")
-        values = [row["baseline"], row["automatic"]] + [row[f"dice_click_{k}"] for k in CLICKS]
-        lines.append(" | ".join([f"{name:>14}"] + [cell(v) for v in values]))
-    if unseen:
-        lines.append(f"* never a prompt target in training (held out): {', '.join(unseen)}")
-    return "\n".join(lines)
 
 
 def _overlay(raw: Path, case_id: str, predictions: dict[str, Path], target: Path, labels: dict[str, int]) -> Path:
@@ -107,7 +96,8 @@ def _overlay(raw: Path, case_id: str, predictions: dict[str, Path], target: Path
 
 def run_demo(settings: DemoSettings) -> dict:
     """Runs the demo end to end and returns ``{"table": rows, "summary": path, "plot": path, "overlay": path}``."""
-    from seganypet_nnunet.evaluation.interactive import evaluate_model_folder, structure_table
+    from seganypet_nnunet.evaluation.interactive import evaluate_model_folder
+    from seganypet_nnunet.evaluation.summary import format_structure_table, structure_table
     from seganypet_nnunet.inference.predict import predict_automatic
     from seganypet_nnunet.run.plan_and_preprocess import plan_and_preprocess
     from seganypet_nnunet.synthetic import SyntheticConfig, make_dataset
@@ -156,7 +146,7 @@ def run_demo(settings: DemoSettings) -> dict:
     labels = json.loads((raw / "dataset.json").read_text())["labels"]
     overlay = _overlay(raw, case_id, pred, settings.output / "overlay_mip.png", labels)
     print("\nDice per structure (test cases, mean over targets; clicks simulated from the reference):\n")
-    print(format_table(rows, unseen))
+    print(format_structure_table(rows, unseen))
     evaluation = settings.output / "evaluation"
     print(
         f"\nsummary: {evaluation / 'summary.json'}\nplot:    {evaluation / 'dice_vs_clicks.png'}\n"
@@ -175,7 +165,7 @@ def demo_entry() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(
-        description="SegAnyPET-in-nnU-Net demo on synthetic whole-body PET (~15 min on CPU)."
+        description="SegAnyPET-in-nnU-Net demo on synthetic whole-body PET (about 7-13 min on a 2-core CPU)."
     )
     parser.add_argument(
         "-o",

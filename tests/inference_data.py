@@ -1,7 +1,7 @@
 """Tiny nnU-Net raw datasets with anisotropic spacing and a rotated direction, plus untrained model folders.
 
-Used by test_coordinates.py, test_session.py and test_predict_cli.py (no mocks: real SimpleITK files, real nnU-Net
-fingerprinting and planning with SegAnyPETPlannerTiny, real torch networks built from the plans).
+Used by tests/inference (coordinates, session, predict); no mocks: real SimpleITK files, real nnU-Net fingerprinting and
+planning with SegAnyPETPlannerTiny, real torch networks built from the plans.
 """
 
 from __future__ import annotations
@@ -85,11 +85,28 @@ _SHARED: dict = {}
 
 
 def shared_model(tmp_path_factory, mp) -> tuple[Path, Path]:
-    """``setup_model`` once per pytest process (planning costs ~15 s); env vars are set again on each call."""
+    """``setup_model`` once per pytest process (planning costs ~15 s); env vars are set again on each call.
+
+    The model folder is made read-only: tests share it, never a session or anything else they could mutate
+    (each test builds its own ``SegAnyPETSession`` from it, see ``new_session``).
+    """
     if "root" not in _SHARED:
         _SHARED["root"] = tmp_path_factory.mktemp("inference_model")
         _SHARED["paths"] = setup_model(_SHARED["root"], mp)
+        for f in _SHARED["paths"][1].rglob("*"):
+            if f.is_file():
+                f.chmod(0o444)
     for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         mp.setenv(name, str(_SHARED["root"] / name))
     mp.setenv("nnUNet_def_n_proc", "1")
     return _SHARED["paths"]
+
+
+def new_session(model_folder: Path, image: Path | None = None, **kwargs):
+    """A fresh ``SegAnyPETSession`` of its own for one test (optionally with ``image`` set)."""
+    from seganypet_nnunet.inference.session import SegAnyPETSession
+
+    session = SegAnyPETSession.from_model_folder(model_folder, folds=(0,), **kwargs)
+    if image is not None:
+        session.set_image(str(image))
+    return session

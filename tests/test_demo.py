@@ -8,34 +8,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from seganypet_nnunet.demo import DemoSettings, format_table, run_demo
+from seganypet_nnunet.demo import DemoSettings, run_demo
 from seganypet_nnunet.evaluation.plot import plot_mip_overlay
-
-
-def test_format_table_marks_heldout_and_missing_values():
-    rows = [
-        {
-            "structure": "liver",
-            "automatic": 0.8,
-            "baseline": 0.75,
-            "dice_click_1": 0.5,
-            "dice_click_3": 0.6,
-            "dice_click_5": None,
-        },
-        {
-            "structure": "spleen",
-            "automatic": None,
-            "baseline": 0.1,
-            "dice_click_1": 0.2,
-            "dice_click_3": 0.3,
-            "dice_click_5": 0.4,
-        },
-    ]
-    lines = format_table(rows, unseen=("spleen",)).splitlines()
-    liver = next(line for line in lines if line.strip().startswith("liver"))
-    assert [c.strip() for c in liver.split("|")] == ["liver", "0.750", "0.800", "0.500", "0.600", "-"]
-    assert any(line.strip().startswith("spleen *") for line in lines)
-    assert lines[-1].startswith("* never a prompt target") and "spleen" in lines[-1]
 
 
 def test_mip_overlay_png(tmp_path):

@@ -12,8 +12,9 @@ from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast, nn
 from torch._dynamo import OptimizedModule
 
+from seganypet_nnunet.cli_args import CUDA
 from seganypet_nnunet.model.network import ImageEmbedding
-from seganypet_nnunet.trainers.base import CUDA, SeganypetBaseTrainer
+from seganypet_nnunet.trainers.base import SeganypetBaseTrainer
 from seganypet_nnunet.trainers.optim import SGDAdamW
 from seganypet_nnunet.trainers.prompt_training import ClickState, pick_targets, promptable_loss
 

@@ -14,6 +14,7 @@ from torch._dynamo import OptimizedModule
 
 import seganypet_nnunet
 from seganypet_nnunet.checkpoint_io import CheckpointError, load_checkpoint
+from seganypet_nnunet.cli_args import CUDA
 from seganypet_nnunet.io_utils import atomic_path, plain
 
 # Budgets shared by our variants and their baselines (keys are nnUNetTrainer attribute names).
@@ -22,7 +23,6 @@ TINY_BUDGET = {"num_epochs": 2, "num_iterations_per_epoch": 3, "num_val_iteratio
 DEMO_BUDGET = {"num_epochs": 12, "num_iterations_per_epoch": 40, "num_val_iterations_per_epoch": 4, "save_every": 4}
 
 STOCK_TRAINER_NAME = "nnUNetTrainer"
-CUDA = torch.device("cuda")  # nnU-Net's default device
 
 
 class SeganypetBaseTrainer(nnUNetTrainer):

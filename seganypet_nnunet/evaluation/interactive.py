@@ -21,7 +21,6 @@ from typing import Callable, Mapping, Protocol, Sequence
 
 import cc3d
 import numpy as np
-import SimpleITK as sitk
 from tqdm import tqdm
 
 from seganypet_nnunet import io_utils, validation
@@ -36,6 +35,7 @@ from seganypet_nnunet.evaluation.metrics import (
     surface_dice,
 )
 from seganypet_nnunet.evaluation.summary import structure_table
+from seganypet_nnunet.image_files import read_image_header
 from seganypet_nnunet.prompts.simulation import next_click
 
 __all__ = ["EvalCase", "Segmenter", "evaluate_interactive", "evaluate_model_folder", "find_cases", "structure_table"]
@@ -273,9 +273,7 @@ def _evaluate_case(case, segmenter, ref, instances, spacing_zyx, structures, les
 
 def _read_case(case: EvalCase) -> tuple[np.ndarray, np.ndarray | None, tuple[float, float, float]]:
     ref, spacing_zyx = S.read_label_array(case.label_file, f"case {case.case_id} reference")
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(case.image_files[0]))
-    reader.ReadImageInformation()
+    reader = read_image_header(case.image_files[0])
     if tuple(reader.GetSize()[::-1]) != ref.shape:
         raise ValueError(
             f"case {case.case_id}: reference {case.label_file} has shape (z, y, x) {ref.shape}, image "
@@ -474,7 +472,14 @@ def evaluate_model_folder(
 @cli_entry("seganypet_evaluate")
 def evaluate_entry(argv: list[str] | None = None) -> None:
     """Console script ``seganypet_evaluate``."""
-    from seganypet_nnunet.cli_args import add_model_arguments, model_folder, parse_folds
+    from seganypet_nnunet.cli_args import (
+        add_device_argument,
+        add_model_arguments,
+        device_from_args,
+        model_folder,
+        parse_folds,
+    )
+    from seganypet_nnunet.trainers.registry import TRAINERS
 
     p = argparse.ArgumentParser(description="Simulated-click interactive evaluation of a SegAnyPET model.")
     p.add_argument("-i", required=True, help="[REQUIRED] images folder (CASE_0000.nii.gz, nnU-Net raw layout)")
@@ -496,7 +501,7 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
     p.add_argument("-seed", type=int, default=0, help="[OPTIONAL] seed for --random_clicks. Default: 0")
     p.add_argument("-auto_pred", default=None, help="[OPTIONAL] automatic-mode segmentations folder")
     p.add_argument("-baseline_pred", default=None, help="[OPTIONAL] nnU-Net baseline segmentations folder")
-    p.add_argument("-device", default="cpu", help="[OPTIONAL] cpu (default), cuda or mps")
+    add_device_argument(p)
     p.add_argument(
         "--trust_checkpoint",
         action="store_true",
@@ -507,22 +512,24 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
     if a.m is None and a.d is None:
         p.error("give -m MODEL_FOLDER or -d DATASET (with -c/-p/-tr)")
     validation.check_output_folder(a.o, {"-i": a.i, "-ref": a.ref})
+    device = device_from_args(a).type
     if a.m is None:
         from seganypet_nnunet.paths import nnunet_folder
 
         nnunet_folder("nnUNet_results")
         with as_user_error(f"-d {a.d}", RuntimeError, ValueError):
             a.m = model_folder(a)
+    a.m = Path(a.m)
     with as_user_error("-f"):
         folds = parse_folds(a.f)
-    evaluate_model_folder(
-        Path(a.m),
+    summary = evaluate_model_folder(
+        a.m,
         Path(a.i),
         Path(a.ref),
         Path(a.o),
         folds=folds,
         checkpoint=a.chk,
-        device=a.device,
+        device=device,
         instances_dir=Path(a.instances) if a.instances else None,
         n_clicks=a.n_clicks,
         tolerance_mm=a.tolerance_mm,
@@ -533,6 +540,11 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
         baseline_pred=Path(a.baseline_pred) if a.baseline_pred else None,
         trust_checkpoint=a.trust_checkpoint,
     )
+    trainer = TRAINERS.get(a.m.name.split("__")[0])  # Trainer__Plans__configuration
+    rows = S.structure_table(summary, S.table_clicks(a.n_clicks))
+    print("\nDice per structure (mean over targets):\n")
+    print(S.format_structure_table(rows, tuple(getattr(trainer, "heldout_labels", ()))))
+    print(f"\nsummary: {Path(a.o) / 'summary.json'}\nplot:    {Path(a.o) / 'dice_vs_clicks.png'}")
 
 
 if __name__ == "__main__":

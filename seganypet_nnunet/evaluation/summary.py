@@ -1,4 +1,5 @@
-"""Aggregation for ``seganypet_evaluate``: per-click means, reference label-map Dice and the demo's structure table.
+"""Aggregation for ``seganypet_evaluate``: per-click means, reference label-map Dice and the per-structure table
+(``structure_table`` rows, ``format_structure_table`` text) that both ``seganypet_evaluate`` and the demo print.
 
 Conventions:
 - A "record" is one click's metrics: ``{"dice", "nsd", "hd95_mm"}`` (plus click bookkeeping). Non-finite HD95 (an empty
@@ -8,7 +9,7 @@ Conventions:
   mean weighs every STRUCTURE equally (mean of the per-structure means), so many lesions do not swamp a few organs.
 - "last" is the score after the last click (the headline); "max_over_clicks" is the best value over clicks (max Dice,
   max NSD, min HD95), reported only as an optimistic secondary number (SAM-Med3D's ``val_old.py`` reported it as if it
-  were the score; see reference notes §3.9).
+  were the score).
 """
 
 from __future__ import annotations
@@ -195,3 +196,31 @@ def structure_table(summary: Mapping, clicks: Sequence[int] = (1, 3, 5)) -> list
             row[f"dice_click_{k}"] = curve[k - 1]["dice"] if 1 <= k <= len(curve) else None
         rows.append(row)
     return rows
+
+
+def table_clicks(n_clicks: int) -> tuple[int, ...]:
+    """Click numbers shown in the table: 1, 3 and the last (``(1, 3, 5)`` for 5 clicks)."""
+    return tuple(sorted({1, min(3, n_clicks), n_clicks}))
+
+
+def format_structure_table(rows: Sequence[Mapping], unseen: Sequence[str] = ()) -> str:
+    """The per-structure Dice table: nnU-Net baseline and ours automatic, then ours after each click of the rows.
+
+    Args:
+        rows: from ``structure_table``; the click columns are the rows' ``dice_click_K`` keys.
+        unseen: structures never used as prompt targets in training; marked ``*`` with a footnote.
+    """
+    clicks = sorted(int(k.rsplit("_", 1)[1]) for k in (rows[0] if rows else {}) if k.startswith("dice_click_"))
+    header = ["structure", "nnU-Net auto", "ours auto"] + [f"ours {k} click{'s' * (k > 1)}" for k in clicks]
+    lines = [" | ".join(f"{h:>14}" for h in header), "-" * (17 * len(header))]
+
+    def cell(value) -> str:
+        return f"{value:14.3f}" if value is not None else f"{'-':>14}"
+
+    for row in rows:
+        name = row["structure"] + (" *" if row["structure"] in unseen else "")
+        values = [row["baseline"], row["automatic"]] + [row[f"dice_click_{k}"] for k in clicks]
+        lines.append(" | ".join([f"{name:>14}"] + [cell(v) for v in values]))
+    if unseen:
+        lines.append(f"* never a prompt target in training (held out): {', '.join(unseen)}")
+    return "\n".join(lines)

@@ -79,23 +79,42 @@ class PreprocessingGeometry:
         return np.asarray(self.preprocessed_shape, float) / np.asarray(self.cropped_shape, float)
 
 
-def geometry_reference(image: sitk.Image) -> sitk.Image:
-    """A 1-voxel image with ``image``'s origin, spacing and direction (cheap carrier of the world geometry)."""
+def geometry_reference(source: sitk.Image | sitk.ImageFileReader | dict) -> sitk.Image:
+    """A 1-voxel image carrying the world geometry (origin, spacing, direction) of ``source``.
+
+    Args:
+        source: a ``sitk.Image``, a ``sitk.ImageFileReader`` after ``ReadImageInformation`` (header only), or nnU-Net
+            SimpleITKIO properties (their ``sitk_stuff`` holds the ITK-order values).
+    Returns:
+        The carrier image; ``world_to_voxel`` / ``voxel_to_world`` accept it in place of the full image.
+    """
+    if isinstance(source, dict):
+        stuff = source["sitk_stuff"]
+        origin, spacing, direction = stuff["origin"], stuff["spacing"], stuff["direction"]
+    else:
+        origin, spacing, direction = source.GetOrigin(), source.GetSpacing(), source.GetDirection()
     ref = sitk.Image([1, 1, 1], sitk.sitkUInt8)
-    ref.SetOrigin(image.GetOrigin())
-    ref.SetSpacing(image.GetSpacing())
-    ref.SetDirection(image.GetDirection())
+    ref.SetOrigin(tuple(float(v) for v in origin))
+    ref.SetSpacing(tuple(float(v) for v in spacing))
+    ref.SetDirection(tuple(float(v) for v in direction))
     return ref
 
 
-def reference_from_properties(properties: dict) -> sitk.Image:
-    """A 1-voxel geometry carrier from nnU-Net's SimpleITKIO properties (``sitk_stuff`` holds ITK-order values)."""
-    stuff = properties["sitk_stuff"]
-    ref = sitk.Image([1, 1, 1], sitk.sitkUInt8)
-    ref.SetOrigin(tuple(float(v) for v in stuff["origin"]))
-    ref.SetSpacing(tuple(float(v) for v in stuff["spacing"]))
-    ref.SetDirection(tuple(float(v) for v in stuff["direction"]))
-    return ref
+def inside_image(points_ijk: Sequence[float] | np.ndarray, size_ijk: Sequence[int]) -> np.ndarray:
+    """The one bounds rule for prompts: a point is inside when it lies in the image's physical extent.
+
+    With voxel centres at integer indices, voxel ``n`` covers ``[n - 0.5, n + 0.5]``; so a point is inside when
+    ``-0.5 <= c <= size - 0.5`` along every axis (boundaries included).
+
+    Args:
+        points_ijk: (3,) or (N, 3) original voxel ITK index (i, j, k), float.
+        size_ijk: (3,) image size in ITK order (i, j, k).
+    Returns:
+        bool, shape () or (N,).
+    """
+    arr = np.asarray(points_ijk, dtype=float)
+    size = np.asarray(size_ijk, dtype=float)
+    return ((arr >= -0.5) & (arr <= size - 0.5)).all(axis=-1)
 
 
 def _as_points(points: Sequence[float] | np.ndarray) -> tuple[np.ndarray, bool]:
@@ -185,6 +204,19 @@ def preprocessed_to_world(
     return voxel_to_world(preprocessed_to_voxel(points_pre, geom), reference)
 
 
+def to_voxel(points: Sequence[float] | np.ndarray, space: str, reference: sitk.Image) -> np.ndarray:
+    """Points in ``space`` ("world": mm LPS (x, y, z); "voxel": original ITK index (i, j, k)) -> original voxel.
+
+    Raises:
+        ValueError: unknown space name.
+    """
+    if space == "world":
+        return world_to_voxel(points, reference)
+    if space == "voxel":
+        return np.asarray(points, dtype=float).copy()
+    raise ValueError(f"space must be 'world' or 'voxel', got {space!r}")
+
+
 def to_preprocessed(
     points: Sequence[float] | np.ndarray, space: str, reference: sitk.Image, geom: PreprocessingGeometry
 ) -> np.ndarray:
@@ -193,11 +225,16 @@ def to_preprocessed(
     Raises:
         ValueError: unknown space name.
     """
-    if space == "world":
-        return world_to_preprocessed(points, reference, geom)
-    if space == "voxel":
-        return voxel_to_preprocessed(points, geom)
-    raise ValueError(f"space must be 'world' or 'voxel', got {space!r}")
+    return voxel_to_preprocessed(to_voxel(points, space, reference), geom)
+
+
+def box_corners(corner_min: Sequence[float], corner_max: Sequence[float]) -> np.ndarray:
+    """(8, 3) corners of the axis-aligned box spanned by two corners (same space and axis order as the input).
+
+    Row 0 is ``corner_min`` and row 7 is ``corner_max``.
+    """
+    lo, hi = np.asarray(corner_min, float), np.asarray(corner_max, float)
+    return np.array([[(lo, hi)[b >> d & 1][d] for d in range(3)] for b in range(8)])
 
 
 def box_to_preprocessed(
@@ -212,7 +249,29 @@ def box_to_preprocessed(
     The 8 corners are mapped (a rotated direction matrix turns world boxes into oblique voxel boxes) and the
     axis-aligned hull is returned. Corners: world mm LPS (x, y, z) or original voxel (i, j, k), inclusive.
     """
-    lo, hi = np.asarray(corner_min, float), np.asarray(corner_max, float)
-    corners = np.array([[(lo, hi)[b >> d & 1][d] for d in range(3)] for b in range(8)])
-    pre = to_preprocessed(corners, space, reference, geom)
+    pre = to_preprocessed(box_corners(corner_min, corner_max), space, reference, geom)
     return pre.min(axis=0), pre.max(axis=0)
+
+
+def mask_to_preprocessed(
+    mask_zyx: np.ndarray, geom: PreprocessingGeometry, spacing_zyx: Sequence[float], configuration_manager
+) -> np.ndarray:
+    """A (z, y, x) mask of the original image -> bool mask in preprocessed voxel space (nnU-Net's label preprocessing).
+
+    Same steps as nnU-Net applies to a segmentation: transpose by ``transpose_forward`` (-> transposed, uncropped),
+    crop to ``geom.bbox`` (-> cropped, before resampling), resample with ``resampling_fn_seg`` to the preprocessed
+    shape.
+
+    Args:
+        mask_zyx: array order (z, y, x), the original image's shape; non-zero = foreground.
+        geom: the case's preprocessing geometry.
+        spacing_zyx: original voxel spacing in array order (nnU-Net's ``properties["spacing"]``).
+        configuration_manager: nnU-Net's configuration (``resampling_fn_seg``, target ``spacing``).
+    Returns:
+        bool array of shape ``geom.preprocessed_shape`` (preprocessed axes (P0, P1, P2)).
+    """
+    m = np.asarray(mask_zyx > 0, np.int8).transpose(geom.transpose_forward)[tuple(slice(a, b) for a, b in geom.bbox)]
+    spacing_t = [spacing_zyx[i] for i in geom.transpose_forward]
+    cm = configuration_manager
+    pre = cm.resampling_fn_seg(m[None], list(geom.preprocessed_shape), spacing_t, list(cm.spacing))
+    return np.asarray(pre)[0] > 0

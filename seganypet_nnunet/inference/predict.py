@@ -77,6 +77,7 @@ def predict_automatic(
     model_folder: str | Path,
     input_folder: str | Path,
     output_folder: str | Path,
+    *,
     folds: Sequence[int | str] = (0,),
     checkpoint: str = "checkpoint_final.pth",
     device: str = "cpu",
@@ -140,6 +141,7 @@ def predict_prompted(
     input_folder: str | Path,
     output_folder: str | Path,
     prompts_file: str | Path,
+    *,
     folds: Sequence[int | str] = (0,),
     checkpoint: str = "checkpoint_final.pth",
     device: str = "cpu",
@@ -171,6 +173,8 @@ def predict_prompted(
             session.set_image(cases[case])
             for t in targets:
                 session.new_target(t.name)
+                if not t.boxes and not any(p.positive for p in t.points):
+                    continue  # only negative clicks (e.g. an autoPET case without lesion): the target stays empty
                 for b in t.boxes:
                     session.add_box(b.min, b.max, space=b.space)
                 for p in t.points:
@@ -194,7 +198,13 @@ def predict_entry(argv: list[str] | None = None) -> None:
     """``seganypet_predict``: nnUNetv2_predict's grammar; ``--prompts FILE`` switches to promptable inference."""
     import argparse
 
-    from seganypet_nnunet.cli_args import add_model_arguments, model_folder, parse_folds
+    from seganypet_nnunet.cli_args import (
+        add_device_argument,
+        add_model_arguments,
+        device_from_args,
+        model_folder,
+        parse_folds,
+    )
     from seganypet_nnunet.paths import nnunet_folder
 
     p = argparse.ArgumentParser(description="SegAnyPET prediction (nnUNetv2_predict flags; --prompts for prompts)")
@@ -203,7 +213,7 @@ def predict_entry(argv: list[str] | None = None) -> None:
     add_model_arguments(p, dataset_required=True, default_folds=["0", "1", "2", "3", "4"])
     p.add_argument("--prompts", default=None, help="[OPTIONAL] prompt JSON (our schema or an autoPET IV click file)")
     p.add_argument("--per_target_files", action="store_true", help="[OPTIONAL] prompted: one file per target")
-    p.add_argument("-device", default="cuda", choices=["cpu", "cuda"], help="[OPTIONAL] device. Default: cuda")
+    add_device_argument(p)
     p.add_argument("--save_probabilities", action="store_true", help="[OPTIONAL] also write .npz/.pkl (automatic)")
     p.add_argument("-step_size", type=float, default=0.5, help="[OPTIONAL] sliding-window step. Default: 0.5")
     p.add_argument("--disable_tta", action="store_true", help="[OPTIONAL] no mirroring test-time augmentation")
@@ -220,35 +230,39 @@ def predict_entry(argv: list[str] | None = None) -> None:
     with as_user_error("-f"):
         folds = parse_folds(a.f)
     check_output_folder(a.o, {"-i": a.i})
-    check_device(a.device)
+    device = device_from_args(a).type  # nnUNetv2_predict's thread settings; one line if the device is missing
     if a.prompts and not Path(a.prompts).is_file():
         from seganypet_nnunet.prompts.prompt_file import PromptFileError
 
         raise PromptFileError(f"{a.prompts}: --prompts file not found")
-    if a.device == "cpu":  # as nnUNetv2_predict
-        import multiprocessing
-
-        torch.set_num_threads(multiprocessing.cpu_count())
     nnunet_folder("nnUNet_results")
     with as_user_error(f"-d {a.d}", RuntimeError, ValueError):
         model = model_folder(a)
     if a.prompts:
         predict_prompted(
-            model, a.i, a.o, a.prompts, folds, a.chk, a.device, a.per_target_files, trust_checkpoint=a.trust_checkpoint
+            model,
+            a.i,
+            a.o,
+            a.prompts,
+            folds=folds,
+            checkpoint=a.chk,
+            device=device,
+            per_target_files=a.per_target_files,
+            trust_checkpoint=a.trust_checkpoint,
         )
     else:
         predict_automatic(
             model,
             a.i,
             a.o,
-            folds,
-            a.chk,
-            a.device,
-            a.step_size,
-            a.disable_tta,
-            a.save_probabilities,
-            a.npp,
-            a.nps,
-            a.verbose,
+            folds=folds,
+            checkpoint=a.chk,
+            device=device,
+            step_size=a.step_size,
+            disable_tta=a.disable_tta,
+            save_probabilities=a.save_probabilities,
+            npp=a.npp,
+            nps=a.nps,
+            verbose=a.verbose,
             trust_checkpoint=a.trust_checkpoint,
         )

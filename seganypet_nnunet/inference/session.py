@@ -1,10 +1,14 @@
 """SegAnyPETSession: SAM-predictor-style promptable segmentation on nnU-Net-preprocessed whole-body PET.
 
-``session.set_image(...)`` runs nnU-Net's preprocessing once (crop to non-zero, transpose, resample, normalise); each
-``add_*`` converts its prompt to preprocessed voxel space, runs the decoder on a patch-size crop around it (the image
-embedding of that crop is cached, so a correction click re-runs only the decoder), follows objects larger than one
+``session.set_image(...)`` runs nnU-Net's preprocessing once (transpose, crop to non-zero, resample, normalise); each
+``add_*`` converts its prompt once to preprocessed voxel space, runs the decoder on a patch-size crop around it (the
+image embedding of that crop is cached, so a correction click re-runs only the decoder), follows objects larger than one
 crop (follow.py), and returns the current target's mask in the ORIGINAL image geometry: a (z, y, x) uint8 array
-matching ``sitk.GetArrayFromImage`` (``mask_image()`` gives the SimpleITK image with the original geometry).
+matching ``sitk.GetArrayFromImage`` (``mask_image()`` gives the SimpleITK image with the original geometry). Returned
+masks are new arrays: keeping or writing into one never touches the session.
+
+Spaces (docs/DESIGN.md): prompts come in world mm LPS (x, y, z) or original voxel (i, j, k); the session's logit
+buffers live in preprocessed voxel space, axes (P0, P1, P2) = array axes (z, y, x) permuted by ``transpose_forward``.
 """
 
 from __future__ import annotations
@@ -18,32 +22,51 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from seganypet_nnunet.image_files import check_complete
 from seganypet_nnunet.inference import coordinates as C
 from seganypet_nnunet.inference.follow import Box, box_slices, centred_box, follow_object
-from seganypet_nnunet.inference.image_input import preprocess_image
+from seganypet_nnunet.inference.image_input import preprocess_image, read_image
 from seganypet_nnunet.inference.model_folder import LoadedModel, load_model_folder
 from seganypet_nnunet.inference.revert import BACKGROUND_LOGIT, RegionReverter
+from seganypet_nnunet.inference.undo import UndoHistory, UndoStep, pack, unpack
 from seganypet_nnunet.prompts.types import Prompts
+
+DEFAULT_UNDO_DEPTH = 32
+DEFAULT_UNDO_BYTES = 64 * 2**20
 
 
 @dataclass
 class _Target:
-    """One target: prompts in preprocessed voxel space, its logit buffer and its undo history."""
+    """One target: prompts in preprocessed voxel space (P0, P1, P2), its logit buffer and its undo history."""
 
     name: str
+    history: UndoHistory
     points: list[tuple[np.ndarray, int]] = field(default_factory=list)
     box: tuple[np.ndarray, np.ndarray] | None = None
     crop: Box | None = None
-    logits: np.ndarray | None = None  # (Z', Y', X') float32, preprocessed voxel space
-    mask_t: np.ndarray | None = None  # uint8, transposed uncropped array space (nnU-Net shape_before_cropping)
-    history: list[tuple] = field(default_factory=list)
+    mask_prompt: bool = False  # add_mask seeded this target
+    logits: np.ndarray | None = None  # (P0, P1, P2) float32, preprocessed voxel space
+    mask_t: np.ndarray | None = None  # uint8, transposed, uncropped array space (nnU-Net's shape_before_cropping)
+
+    def has_positive_prompt(self) -> bool:
+        return self.box is not None or self.mask_prompt or any(label == 1 for _, label in self.points)
 
 
 class SegAnyPETSession:
-    """Interactive session over one image; several named targets, each with its own prompts.
+    """Interactive session over one image; several named targets, each with its own prompts and undo history.
 
     Coordinates passed to ``add_*`` are world mm LPS (x, y, z) (``space="world"``) or original voxel ITK index
-    (i, j, k) (``space="voxel"``). Returned masks are (z, y, x) uint8 arrays in the original geometry.
+    (i, j, k) (``space="voxel"``); a prompt must lie inside the image (``coordinates.inside_image``). Returned masks
+    are (z, y, x) uint8 arrays in the original geometry, independent of the session's buffers.
+
+    Args:
+        model: a loaded model folder.
+        device: torch device for the networks.
+        follow: follow targets larger than one crop into neighbouring crops.
+        max_crops: most crops one interaction may run (with ``follow``).
+        cache_size: image embeddings (one per crop) kept in memory.
+        undo_depth: undo steps kept per target (older ones are dropped).
+        undo_bytes: compressed bytes of undo data kept per target (older steps are dropped first).
     """
 
     def __init__(
@@ -53,16 +76,27 @@ class SegAnyPETSession:
         follow: bool = True,
         max_crops: int = 8,
         cache_size: int = 16,
+        undo_depth: int = DEFAULT_UNDO_DEPTH,
+        undo_bytes: int = DEFAULT_UNDO_BYTES,
     ) -> None:
+        UndoHistory(undo_depth, undo_bytes)  # validates the bounds now, not at the first target
         self.model = model
         self.device = torch.device(device)
         self.networks = model.fold_networks(self.device)
         self.patch = tuple(int(p) for p in model.configuration_manager.patch_size)
         self.follow, self.max_crops, self.cache_size = follow, max_crops, cache_size
+        self.undo_depth, self.undo_bytes = undo_depth, undo_bytes
+        self.max_points = int(getattr(getattr(self.networks[0], "config", None), "max_points", 64))
+        # set by set_image
+        self.properties: dict | None = None
+        self.geometry: C.PreprocessingGeometry | None = None
+        self.reference: sitk.Image | None = None
+        self.image_size_ijk: tuple[int, int, int] | None = None  #: original voxel (i, j, k) size
+        self._reverter: RegionReverter | None = None
+        self._data: torch.Tensor | None = None  # (C, P0, P1, P2) preprocessed image
         self._cache: OrderedDict[Box, list] = OrderedDict()
         self._targets: OrderedDict[str, _Target] = OrderedDict()
         self._current: str | None = None
-        self._data: torch.Tensor | None = None
 
     @classmethod
     def from_model_folder(
@@ -84,16 +118,28 @@ class SegAnyPETSession:
             image: a file path, a list of per-channel file paths (``_0000``, ``_0001``...), a ``sitk.Image``, or
                 ``(array, geometry)`` with array (z, y, x) or (c, z, y, x) and geometry a ``sitk.Image``.
             properties: with a raw (c, z, y, x) array only: nnU-Net SimpleITKIO properties instead of a geometry.
+        Raises:
+            ValueError: unreadable or truncated file, NaN/Inf voxels, wrong shape or channel count (one line).
         """
         m = self.model
-        data, props = preprocess_image(image, properties, m.plans_manager, m.configuration_manager, m.dataset_json)
+        files = [image] if isinstance(image, (str, Path)) else image if isinstance(image, list) else []
+        for f in files:
+            if isinstance(f, (str, Path)) and Path(f).is_file():
+                check_complete(f, ValueError)
+        try:
+            data, props = read_image(image, properties, m.plans_manager)
+        except RuntimeError as err:  # SimpleITK: unreadable file
+            raise ValueError(f"set_image: cannot read {files}: {str(err).strip().splitlines()[-1][:160]}") from None
+        bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+        if bad:
+            raise ValueError(f"set_image: the image holds {bad} NaN or Inf voxel(s); fix or mask them first")
+        data, props = preprocess_image((data, props), None, m.plans_manager, m.configuration_manager, m.dataset_json)
         self._data = torch.from_numpy(np.ascontiguousarray(data)).float()
         self.properties = props
         self.geometry = C.PreprocessingGeometry.from_properties(
             props, m.plans_manager.transpose_forward, m.configuration_manager.spacing
         )
-        self.reference = C.reference_from_properties(props)
-        #: original voxel (i, j, k) size = reversed array (z, y, x) shape
+        self.reference = C.geometry_reference(props)
         self.image_size_ijk = self.array_shape[::-1]
         self._reverter = RegionReverter(self.geometry, m.configuration_manager, props)
         self._cache.clear()
@@ -117,7 +163,8 @@ class SegAnyPETSession:
         return list(self._targets)
 
     @property
-    def current_target(self) -> str:
+    def current_target(self) -> str | None:
+        """Name of the target later prompts apply to (None before the first one)."""
         return self._current
 
     def new_target(self, name: str) -> None:
@@ -126,8 +173,17 @@ class SegAnyPETSession:
         if not isinstance(name, str) or not name:
             raise ValueError(f"target name must be a non-empty string, got {name!r}")
         if name not in self._targets:
-            self._targets[name] = _Target(name)
+            self._targets[name] = self._new_target_state(name)
         self._current = name
+
+    def _new_target_state(self, name: str) -> _Target:
+        return _Target(name, UndoHistory(self.undo_depth, self.undo_bytes))
+
+    def _get(self, name: str | None, what: str) -> _Target:
+        """Target ``name`` (default: the current one); ValueError naming the known targets if there is none."""
+        if name is not None and name not in self._targets:
+            raise ValueError(f"{what}: unknown target {name!r}; known targets: {list(self._targets)}")
+        return self._targets[name] if name is not None else self._target()
 
     def _target(self) -> _Target:
         self._require_image()
@@ -138,82 +194,113 @@ class SegAnyPETSession:
     # ---------------------------------------------------------------------------------------------- prompts
     def add_point(self, coord: Sequence[float], positive: bool = True, space: str = "world") -> np.ndarray:
         """Click at ``coord`` (world mm LPS (x, y, z) or original voxel (i, j, k) per ``space``); returns the mask."""
-        p = self._to_pre(coord, space, "point")
-        return self._interact(points=[(p, int(bool(positive)))], centre=p)
+        p = C.voxel_to_preprocessed(self._to_voxel(coord, space, "add_point"), self.geometry)
+        label = int(bool(positive))
+        self._check_points(self._target(), [label], "add_point")
+        return self._interact(points=[(p, label)], centre=p)
 
     def add_box(self, corner_min: Sequence[float], corner_max: Sequence[float], space: str = "world") -> np.ndarray:
         """Box from two inclusive corners (world mm LPS (x, y, z) or original voxel (i, j, k)); one per target."""
-        self._to_pre(corner_min, space, "box min")
-        self._to_pre(corner_max, space, "box max")
-        lo, hi = C.box_to_preprocessed(corner_min, corner_max, space, self.reference, self.geometry)
-        return self._interact(box=(lo, hi), centre=(lo + hi) / 2)
+        lo, hi = self._finite(corner_min, "add_box min"), self._finite(corner_max, "add_box max")
+        if (lo > hi).any():
+            axis = int(np.argmax(lo > hi))
+            raise ValueError(f"add_box: min {list(lo)} exceeds max {list(hi)} on axis {axis} ({space})")
+        ijk = self._to_voxel(C.box_corners(lo, hi), space, "add_box", check=(0, 7))
+        pre = C.voxel_to_preprocessed(ijk, self.geometry)
+        lo_pre, hi_pre = pre.min(axis=0), pre.max(axis=0)
+        return self._interact(box=(lo_pre, hi_pre), centre=(lo_pre + hi_pre) / 2)
 
     def add_scribble(self, scribble, positive: bool = True, space: str = "voxel") -> np.ndarray:
-        """Scribble as (N, 3) points in ``space`` or as a mask (z, y, x) in the original geometry; one undo step."""
+        """Scribble as (N, 3) points in ``space`` or as a mask (z, y, x) in the original geometry; one undo step.
+
+        A mask scribble is thinned to at most half the points the model accepts.
+        """
+        t = self._target()
         if isinstance(scribble, np.ndarray) and scribble.ndim == 3:
             zyx = np.argwhere(scribble > 0)
             if not len(zyx):
                 raise ValueError("add_scribble: the scribble mask is empty")
-            keep = np.linspace(0, len(zyx) - 1, min(len(zyx), self._max_points() // 2)).round().astype(int)
+            keep = np.linspace(0, len(zyx) - 1, min(len(zyx), self.max_points // 2)).round().astype(int)
             pre = C.array_to_preprocessed(zyx[keep].astype(float), self.geometry)
         else:
             pts = np.atleast_2d(np.asarray(scribble, float))
-            pre = np.array([self._to_pre(p, space, "scribble point") for p in pts])
+            pre = C.voxel_to_preprocessed(self._to_voxel(pts, space, "add_scribble"), self.geometry)
         label = int(bool(positive))
+        self._check_points(t, [label] * len(pre), "add_scribble")
         return self._interact(points=[(p, label) for p in pre], centre=pre.mean(axis=0))
 
     def add_mask(self, mask: np.ndarray) -> np.ndarray:
         """Set the current target's mask from a (z, y, x) array in the original geometry (no network run)."""
-        t, g, cm = self._target(), self.geometry, self.model.configuration_manager
-        want = self.array_shape
-        if np.asarray(mask).shape != want:
-            raise ValueError(f"add_mask: mask shape {np.asarray(mask).shape} != image shape (z, y, x) {want}")
-        m = np.asarray(mask > 0, np.int8).transpose(g.transpose_forward)[tuple(slice(a, b) for a, b in g.bbox)]
-        spacing_t = [self.properties["spacing"][i] for i in g.transpose_forward]
-        pre = np.asarray(cm.resampling_fn_seg(m[None], list(g.preprocessed_shape), spacing_t, list(cm.spacing)))[0]
-        full = ((0, n) for n in g.preprocessed_shape)
-        self._push_history(t, [(tuple(full), None if t.logits is None else t.logits.copy())])
-        t.logits = np.where(pre > 0, -BACKGROUND_LOGIT, BACKGROUND_LOGIT).astype(np.float32)
-        self._refresh_mask(t, [tuple((0, n) for n in g.preprocessed_shape)])
+        t, g, shape = self._target(), self.geometry, np.asarray(mask).shape
+        if shape != self.array_shape:
+            raise ValueError(f"add_mask: mask shape {shape} != image shape (z, y, x) {self.array_shape}")
+        pre = C.mask_to_preprocessed(np.asarray(mask), g, self.properties["spacing"], self.model.configuration_manager)
+        full = tuple((0, n) for n in g.preprocessed_shape)
+        self._record(t, [full])
+        t.mask_prompt = True
+        t.logits = np.where(pre, -BACKGROUND_LOGIT, BACKGROUND_LOGIT).astype(np.float32)
+        self._refresh_mask(t, [full])
         return self.mask()
 
     def undo(self) -> np.ndarray:
         """Revert the current target's last interaction; returns its mask (unchanged if there is nothing to undo)."""
         t = self._target()
-        if t.history:
-            points_len, box, crop, blocks = t.history.pop()
-            del t.points[points_len:]
-            t.box, t.crop = box, crop
-            for bx, old in reversed(blocks):
+        step = t.history.pop()
+        if step is not None:
+            del t.points[step.n_points :]
+            t.box, t.crop, t.mask_prompt = step.box, step.crop, step.had_mask_prompt
+            for bx, old in reversed(step.blocks):
                 if old is None:
                     t.logits = None
                 else:
-                    t.logits[box_slices(bx)] = old
-            self._refresh_mask(t, [bx for bx, _ in blocks])
+                    t.logits[box_slices(bx)] = unpack(old, bx)
+            self._refresh_mask(t, [bx for bx, _ in step.blocks])
         return self.mask()
 
     def reset(self) -> np.ndarray:
-        """Forget every prompt of the current target; returns the (empty) mask."""
+        """Forget every prompt (and the undo history) of the current target; returns the (empty) mask."""
         t = self._target()
-        self._targets[t.name] = _Target(t.name)
+        self._targets[t.name] = self._new_target_state(t.name)
         return self.mask()
 
+    @property
+    def undo_steps(self) -> int:
+        """Undo steps held for the current target (at most ``undo_depth``)."""
+        return len(self._target().history)
+
+    @property
+    def undo_nbytes(self) -> int:
+        """Compressed bytes of undo data held for the current target (at most ``undo_bytes``)."""
+        return self._target().history.nbytes
+
+    @property
+    def cached_crops(self) -> int:
+        """Image embeddings (one per crop) currently cached."""
+        return len(self._cache)
+
+    def clear_cache(self) -> None:
+        """Forget the cached image embeddings (the next interaction re-runs the encoder)."""
+        self._cache.clear()
+
     # ---------------------------------------------------------------------------------------------- outputs
+    def logits(self, name: str | None = None) -> np.ndarray | None:
+        """Copy of target ``name``'s (default: current) logits, (P0, P1, P2) preprocessed voxel space; None if none."""
+        t = self._get(name, "logits")
+        return None if t.logits is None else t.logits.copy()
+
     def mask(self, name: str | None = None) -> np.ndarray:
-        """(z, y, x) uint8 mask of target ``name`` (default: current) in the original geometry."""
-        t = self._targets[name or self._target().name]
-        g = self.geometry
+        """(z, y, x) uint8 mask of target ``name`` (default: current) in the original geometry; a new array."""
+        t = self._get(name, "mask")
         if t.mask_t is None:
             return np.zeros(self.array_shape, np.uint8)
-        return np.ascontiguousarray(t.mask_t.transpose(g.transpose_backward))
+        return t.mask_t.transpose(self.geometry.transpose_backward).copy(order="C")
 
     def to_image(self, array: np.ndarray) -> sitk.Image:
         """A (z, y, x) array as a SimpleITK image with the original geometry (origin, spacing, direction)."""
         img = sitk.GetImageFromArray(array)
-        stuff = self.properties["sitk_stuff"]
-        img.SetOrigin(stuff["origin"])
-        img.SetSpacing(stuff["spacing"])
-        img.SetDirection(stuff["direction"])
+        img.SetOrigin(self.reference.GetOrigin())
+        img.SetSpacing(self.reference.GetSpacing())
+        img.SetDirection(self.reference.GetDirection())
         return img
 
     def mask_image(self, name: str | None = None) -> sitk.Image:
@@ -222,65 +309,107 @@ class SegAnyPETSession:
 
     def label_map(self) -> tuple[np.ndarray, dict[int, str]]:
         """(z, y, x) uint8/uint16 label map with ids 1..K in target order (later targets win overlaps), and names."""
+        out = np.zeros(self.array_shape, np.uint8 if len(self._targets) < 255 else np.uint16)
         names = {}
-        out = None
         for i, name in enumerate(self._targets, start=1):
-            m = self.mask(name)
-            out = np.zeros(m.shape, np.uint8 if len(self._targets) < 255 else np.uint16) if out is None else out
-            out[m > 0] = i
+            out[self.mask(name) > 0] = i
             names[i] = name
         return out, names
 
     # ---------------------------------------------------------------------------------------------- internals
-    def _max_points(self) -> int:
-        return int(getattr(getattr(self.networks[0], "config", None), "max_points", 64))
-
-    def _to_pre(self, coord: Sequence[float], space: str, what: str) -> np.ndarray:
-        """Validates one point (world (x, y, z) or original voxel (i, j, k)) and returns it in preprocessed space."""
-        self._require_image()
+    @staticmethod
+    def _finite(coord, what: str) -> np.ndarray:
         arr = np.asarray(coord, dtype=float)
-        if arr.shape != (3,) or not np.isfinite(arr).all():
+        if arr.shape[-1:] != (3,) or arr.ndim > 2 or not np.isfinite(arr).all():
             raise ValueError(f"{what}: coordinate must be 3 finite numbers, got {coord!r}")
+        return arr
+
+    def _to_voxel(self, coords, space: str, what: str, check: Sequence[int] | None = None) -> np.ndarray:
+        """Validates points (world (x, y, z) or original voxel (i, j, k)); returns them as original voxel (i, j, k).
+
+        Args:
+            coords: (3,) or (N, 3) in ``space``.
+            check: rows to bounds-check (default: all).
+        """
+        self._require_image()
+        arr = self._finite(coords, what)
         if space not in ("world", "voxel"):
             raise ValueError(f"{what}: space must be 'world' or 'voxel', got {space!r}")
-        ijk = C.world_to_voxel(arr, self.reference) if space == "world" else arr
-        size = np.array(self.image_size_ijk)
-        if (ijk < -0.5).any() or (ijk > size - 0.5).any():
+        ijk = C.to_voxel(arr, space, self.reference)
+        rows = list(check) if check is not None else list(range(len(np.atleast_2d(arr))))
+        inside = C.inside_image(np.atleast_2d(ijk)[rows], self.image_size_ijk)
+        if not inside.all():
+            row = rows[int(np.argmin(inside))]
             raise ValueError(
-                f"{what} {list(arr)} ({space}) lies outside the image (voxel i,j,k {list(ijk.round(2))}, "
-                f"size {list(size)})"
+                f"{what}: {list(np.atleast_2d(arr)[row])} ({space}) lies outside the image (voxel i,j,k "
+                f"{list(np.atleast_2d(ijk)[row].round(2))}, size {list(self.image_size_ijk)})"
             )
-        return C.voxel_to_preprocessed(ijk, self.geometry)
+        return ijk
 
-    def _push_history(self, t: _Target, blocks: list) -> None:
-        t.history.append((len(t.points), t.box, t.crop, blocks))
+    def _check_points(self, t: _Target, labels: list[int], what: str) -> None:
+        """Rejects negative-only prompting of an empty target and more points than the model accepts."""
+        if not any(labels) and not t.has_positive_prompt():
+            raise ValueError(
+                f"{what}: target {t.name!r} has no positive prompt yet; start with a positive click, a box or a mask"
+            )
+        if len(t.points) + len(labels) > self.max_points:
+            raise ValueError(
+                f"{what}: target {t.name!r} would have {len(t.points) + len(labels)} points; the model accepts at "
+                f"most {self.max_points} (undo, reset or start a new target)"
+            )
+
+    def _record(self, t: _Target, boxes: Sequence[Box]) -> None:
+        """Pushes an undo step for ``t``, saving its logits in ``boxes`` (preprocessed voxel space) before a change."""
+        blocks = tuple((bx, None if t.logits is None else pack(t.logits[box_slices(bx)])) for bx in boxes)
+        t.history.push(UndoStep(len(t.points), t.box, t.crop, t.mask_prompt, blocks))
 
     def _interact(self, centre: np.ndarray, points: list | None = None, box: tuple | None = None) -> np.ndarray:
+        """Applies new prompts to the current target and re-segments around ``centre``; one undo step.
+
+        Args:
+            centre: (3,) preprocessed voxel (P0, P1, P2) the first crop is centred on (unless the last crop already
+                holds it well inside and no new box is given).
+            points: new [(point (3,) preprocessed voxel, label 1/0)].
+            box: new (min, max) corners in preprocessed voxel space, replacing the target's box.
+        Returns:
+            The target's (z, y, x) mask in the original geometry.
+        """
         t, g = self._target(), self.geometry
-        state = (len(t.points), t.box, t.crop)
-        t.points += points or []
-        if box is not None:
-            t.box = box
         margin = np.array(self.patch) // 8
         inside = t.crop is not None and all(
             a + m <= c <= b - 1 - m for (a, b), c, m in zip(t.crop, centre, margin, strict=True)
         )
         first = t.crop if (inside and box is None) else centred_box(centre, self.patch, g.preprocessed_shape)
+        visited = self._segment(t, first, points or [], box)
+        self._refresh_mask(t, visited)
+        return self.mask()
+
+    def _segment(self, t: _Target, first: Box, points: list, box: tuple | None) -> list[Box]:
+        """Runs ``follow_object`` from ``first``; the undo step saves exactly the blocks the crops overwrite."""
+        step_start = (len(t.points), t.box, t.crop, t.mask_prompt)
+        t.points += points
+        if box is not None:
+            t.box = box
         if t.logits is None:
-            t.logits = np.full(g.preprocessed_shape, BACKGROUND_LOGIT, np.float32)
-        blocks: list = []
+            t.logits = np.full(self.geometry.preprocessed_shape, BACKGROUND_LOGIT, np.float32)
+        old: list[tuple[Box, bytes]] = []
 
         def segment(bx: Box, prev: np.ndarray) -> np.ndarray:
-            blocks.append((bx, prev.copy()))
+            old.append((bx, pack(prev)))  # prev is the buffer content this crop overwrites
             return self._segment_crop(t, bx, prev)
 
         visited = follow_object(segment, t.logits, first, self.patch, self.max_crops if self.follow else 1)
         t.crop = first
-        t.history.append((*state, blocks))
-        self._refresh_mask(t, visited)
-        return self.mask()
+        t.history.push(UndoStep(*step_start, tuple(old)))
+        return visited
 
     def _embeddings(self, box: Box) -> list:
+        """Image embeddings of one crop, one per fold network (cached, least recently used evicted).
+
+        Args:
+            box: half-open crop in preprocessed voxel space (P0, P1, P2); crops smaller than the patch (images smaller
+                than the patch) are zero-padded at the high end, so network-input voxel = preprocessed - crop start.
+        """
         if box in self._cache:
             self._cache.move_to_end(box)
             return self._cache[box]
@@ -300,7 +429,6 @@ class SegAnyPETSession:
         start = np.array([a for a, _ in box], float)
         stop = np.array([b for _, b in box], float)
         pts = [(p - start, lab) for p, lab in t.points if ((p >= start - 0.5) & (p < stop - 0.5)).all()]
-        pts = pts[-self._max_points() :]
         kw: dict = {}
         if pts:
             kw["points"] = torch.tensor(np.array([p for p, _ in pts]), dtype=torch.float32)[None]
@@ -322,7 +450,7 @@ class SegAnyPETSession:
         return logits[tuple(slice(0, s) for s in prev.shape)]
 
     def _refresh_mask(self, t: _Target, boxes: list) -> None:
-        """Re-export the original-space mask where ``boxes`` (preprocessed) may have changed it."""
+        """Re-export the original-space mask where ``boxes`` (preprocessed voxel space) may have changed it."""
         g = self.geometry
         if t.logits is None:
             t.mask_t = None

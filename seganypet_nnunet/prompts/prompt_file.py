@@ -23,6 +23,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from seganypet_nnunet.errors import SeganypetError
+from seganypet_nnunet.image_files import read_image_header
+from seganypet_nnunet.inference.coordinates import geometry_reference, inside_image, to_voxel
 
 SCHEMA = "seganypet-prompts/1"
 SPACES = ("voxel", "world")
@@ -214,26 +216,19 @@ def _autopet_case(path: Path, case_images: dict[str, list[str]]) -> str:
 
 
 def _image_info(file: str) -> sitk.ImageFileReader:
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(file))
-    reader.ReadImageInformation()
-    return reader
+    return read_image_header(file, PromptFileError)
 
 
 def check_inside(targets: list[TargetPrompts], info, where: str) -> None:
-    """Every point and box corner must lie inside the image: original voxel (i, j, k) in [-0.5, size - 0.5].
+    """Every point and box corner must lie inside the image (``coordinates.inside_image``: [-0.5, size - 0.5]).
 
     ``info`` is a sitk.Image or a sitk.ImageFileReader after ReadImageInformation (geometry only).
     """
-    ref = sitk.Image([1, 1, 1], sitk.sitkUInt8)
-    ref.SetOrigin(info.GetOrigin())
-    ref.SetSpacing(info.GetSpacing())
-    ref.SetDirection(info.GetDirection())
+    ref = geometry_reference(info)
     size = np.array(info.GetSize(), float)
 
     def inside(coord, space: str) -> bool:
-        ijk = np.array(ref.TransformPhysicalPointToContinuousIndex(coord) if space == "world" else coord)
-        return bool((ijk >= -0.5).all() and (ijk <= size - 0.5).all())
+        return bool(inside_image(to_voxel(coord, space, ref), size))
 
     for t in targets:
         for i, p in enumerate(t.points):

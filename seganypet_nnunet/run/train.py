@@ -9,28 +9,13 @@ opts in for trusted files), never through nnU-Net's ``torch.load(weights_only=Fa
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from typing import Union
 
 import torch
 
+from seganypet_nnunet.cli_args import CUDA, DEFAULT_PLANS
 from seganypet_nnunet.errors import InputNotFoundError, SeganypetError, cli_entry
-
-DEVICES = ("cpu", "cuda", "mps")
-CUDA = torch.device("cuda")  # nnU-Net's default device
-
-
-def make_device(name: str) -> torch.device:
-    """``-device`` string -> torch.device, with nnU-Net's thread settings (all cores on CPU, 1 thread on cuda)."""
-    if name not in DEVICES:
-        raise ValueError(f"-device must be one of {', '.join(DEVICES)}, got {name!r}")
-    if name == "cpu":
-        torch.set_num_threads(multiprocessing.cpu_count())
-    elif name == "cuda":
-        torch.set_num_threads(1)
-        torch.set_num_interop_threads(1)
-    return torch.device(name)
 
 
 def build_trainer(
@@ -187,7 +172,8 @@ def train_with_class(
     dataset_name_or_id: Union[str, int],
     configuration: str,
     fold: Union[int, str],
-    plans_identifier: str = "SegAnyPETPlans",
+    *,
+    plans_identifier: str = DEFAULT_PLANS,
     device: torch.device = CUDA,
     continue_training: bool = False,
     only_run_validation: bool = False,
@@ -206,7 +192,7 @@ def train_with_class(
         configuration: plans configuration, e.g. "3d_fullres".
         fold: 0..4 or "all".
         plans_identifier: plans file name without ".json".
-        device: torch device (use ``make_device`` for nnU-Net's thread settings).
+        device: torch device (``cli_args.make_device`` applies nnU-Net's thread settings).
         continue_training / only_run_validation / export_validation_probabilities / pretrained_weights /
         val_with_best / disable_checkpointing: nnUNetv2_train's ``--c`` / ``--val`` / ``--npz`` /
         ``-pretrained_weights`` / ``--val_best`` / ``--disable_checkpointing``.
@@ -253,15 +239,15 @@ def train_entry(argv: list[str] | None = None) -> None:
     """Console script ``seganypet_train`` (nnUNetv2_train's flags)."""
     import argparse
 
+    from seganypet_nnunet.cli_args import DEFAULT_TRAINER, add_device_argument, add_plans_argument, device_from_args
     from seganypet_nnunet.trainers.registry import TRAINERS, get_trainer_class
-    from seganypet_nnunet.validation import check_device
 
     p = argparse.ArgumentParser(description="Train a SegAnyPET / baseline trainer with nnU-Net's layout.")
     p.add_argument("dataset_name_or_id", type=str, help="Dataset name or ID to train with")
     p.add_argument("configuration", type=str, help="Configuration that should be trained")
     p.add_argument("fold", type=str, help="Fold of the 5-fold cross-validation (0-4) or 'all'")
-    p.add_argument("-tr", default="SegAnyPETTrainer", help=f"[OPTIONAL] trainer class, one of: {', '.join(TRAINERS)}")
-    p.add_argument("-p", default="SegAnyPETPlans", help="[OPTIONAL] plans identifier. Default: SegAnyPETPlans")
+    p.add_argument("-tr", default=DEFAULT_TRAINER, help=f"[OPTIONAL] trainer class, one of: {', '.join(TRAINERS)}")
+    add_plans_argument(p)
     p.add_argument("-pretrained_weights", default=None, help="[OPTIONAL] nnU-Net checkpoint to start from")
     p.add_argument("-num_gpus", type=int, default=1, help="[OPTIONAL] number of GPUs (DDP)")
     p.add_argument("--npz", action="store_true", help="[OPTIONAL] save validation probabilities (.npz)")
@@ -269,7 +255,7 @@ def train_entry(argv: list[str] | None = None) -> None:
     p.add_argument("--val", action="store_true", help="[OPTIONAL] only run the final validation")
     p.add_argument("--val_best", action="store_true", help="[OPTIONAL] validate with checkpoint_best.pth")
     p.add_argument("--disable_checkpointing", action="store_true", help="[OPTIONAL] write no checkpoints")
-    p.add_argument("-device", default="cuda", choices=DEVICES, help="[OPTIONAL] cuda (default), cpu or mps")
+    add_device_argument(p)
     p.add_argument(
         "--trust_checkpoint",
         action="store_true",
@@ -279,22 +265,21 @@ def train_entry(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     if a.tr not in TRAINERS:
         raise SeganypetError(f"-tr {a.tr!r}: unknown trainer; valid names: {', '.join(sorted(TRAINERS))}")
-    check_device(a.device)
     train_with_class(
         get_trainer_class(a.tr),
         a.dataset_name_or_id,
         a.configuration,
         a.fold,
-        a.p,
-        make_device(a.device),
-        a.c,
-        a.val,
-        a.npz,
-        a.pretrained_weights,
-        a.num_gpus,
-        a.val_best,
-        a.disable_checkpointing,
-        a.trust_checkpoint,
+        plans_identifier=a.p,
+        device=device_from_args(a),
+        continue_training=a.c,
+        only_run_validation=a.val,
+        export_validation_probabilities=a.npz,
+        pretrained_weights=a.pretrained_weights,
+        num_gpus=a.num_gpus,
+        val_with_best=a.val_best,
+        disable_checkpointing=a.disable_checkpointing,
+        trust_checkpoint=a.trust_checkpoint,
     )
 
 

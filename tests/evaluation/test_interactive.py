@@ -257,7 +257,7 @@ def test_bad_inputs_raise_clear_errors(raw: Path):
         evaluate_interactive(cases, factory([]), LABELS, n_clicks=1)
 
 
-def test_cli_with_real_session_on_untrained_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_cli_with_real_session_on_untrained_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
     pytest.importorskip("seganypet_nnunet.inference.session")
     inference_data = pytest.importorskip("inference_data")
     from seganypet_nnunet.evaluation.interactive import evaluate_entry
@@ -288,6 +288,9 @@ def test_cli_with_real_session_on_untrained_model(tmp_path: Path, monkeypatch: p
         ],
     )
     evaluate_entry()
+    printed = capsys.readouterr().out
+    assert "nnU-Net auto" in printed and "ours 2 clicks" in printed  # the per-structure table, as the demo prints it
+    assert any(line.strip().startswith("lesion |") for line in printed.splitlines())
     s = json.loads((out / "summary.json").read_text())
     assert s["settings"]["model_folder"] == str(model) and s["settings"]["folds"] == ["0"]
     assert set(s["cases"]) == {"case00", "case01"}
