@@ -221,7 +221,9 @@ def check_device(name: str) -> None:
     import torch
 
     if name == "cuda" and not torch.cuda.is_available():
-        raise SeganypetError("-device cuda: CUDA is not available on this machine (use -device cpu)")
+        raise SeganypetError(
+            "-device cuda: CUDA is not available on this machine: no CUDA device found; run with -device cpu"
+        )
     if name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise SeganypetError("-device mps: MPS is not available on this machine (use -device cpu)")
 
