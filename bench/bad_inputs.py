@@ -173,7 +173,7 @@ def _generic_cases() -> list[Case]:
 
     G = "seganypet_convert_generic"
     return [
-        Case(G, "source_missing", a(src="nope"), "nope"),
+        Case(G, "source_missing", a(src="nope"), "nope", _generic_source),
         Case(G, "source_is_file", a(src="labels.json"), "labels.json", lambda c: _generic_source(c)),
         Case(G, "source_empty", a(src="empty"), "empty", mut(lambda c: (c / "empty").mkdir())),
         Case(G, "labels_missing", a(labels="nope.json"), "nope.json", _generic_source),

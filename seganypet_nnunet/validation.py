@@ -115,7 +115,27 @@ def read_checked_image(path: str | Path, what: str = "image", require_signal: bo
     except RuntimeError as err:
         raise SeganypetError(f"{path}: unreadable {what} ({_last_line(err)})") from None
     check_values(sitk.GetArrayViewFromImage(image), path, what, require_signal)
+    check_nifti_finite(path, what)
     return image
+
+
+def check_nifti_finite(path: str | Path, what: str = "image") -> None:
+    """NaN/Inf voxels of a floating-point NIfTI file (SimpleITK reads them as 0, so they pass unseen otherwise)."""
+    name = Path(path).name.lower()
+    if not name.endswith((".nii", ".nii.gz")):
+        return
+    import nibabel
+
+    try:
+        img = nibabel.load(str(path))
+        if not np.issubdtype(img.get_data_dtype(), np.floating):
+            return
+        data = np.asarray(img.dataobj)
+    except Exception as err:  # nibabel raises many types for broken files; SimpleITK already read it
+        raise SeganypetError(f"{path}: unreadable {what} ({_last_line(err)})") from None
+    bad = int(np.count_nonzero(~np.isfinite(data)))
+    if bad:
+        raise SeganypetError(f"{path}: {what} holds {bad} NaN/Inf voxel(s)")
 
 
 def check_values(array: np.ndarray, path: str | Path, what: str = "image", require_signal: bool = True) -> None:
@@ -254,4 +274,5 @@ def check_label_file(path: str | Path, allowed: Iterable[int], reference=None, r
     except RuntimeError as err:
         raise SeganypetError(f"{path}: unreadable label ({_last_line(err)})") from None
     check_label_values(sitk.GetArrayViewFromImage(image), allowed, path)
+    check_nifti_finite(path, "label")
     return header

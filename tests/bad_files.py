@@ -122,3 +122,23 @@ def snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
                 out[str(p)] = (st.st_size if p.is_file() else -1, st.st_mtime_ns if p.is_file() else 0)
         out[str(root)] = (-1, 0)
     return out
+
+
+def run_entry(entry, argv: list[str], capsys) -> tuple[int, str]:
+    """Run a console entry in-process with ``argv``; return (exit status, stderr). It must exit (SystemExit)."""
+    import pytest
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        entry([str(a) for a in argv])
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def assert_one_line_error(code: int, err: str, command: str, expect: str) -> str:
+    """Exit status 1, no traceback, last stderr line ``<command>: error: ...`` containing ``expect``; returns it."""
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert "Traceback" not in err, err[-3000:]
+    assert code == 1, (code, err[-2000:])
+    assert lines and lines[-1].startswith(f"{command}: error: "), err[-2000:]
+    assert expect in lines[-1], (expect, lines[-1])
+    return lines[-1]

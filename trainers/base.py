@@ -128,10 +128,11 @@ def restore_checkpoint(trainer: nnUNetTrainer, checkpoint: dict, source: str) ->
 SKIP_IN_PRETRAINED = (".seg_layers.",)
 
 
-def load_pretrained_weights(network: torch.nn.Module, path: str, trusted: bool = False) -> None:
+def load_pretrained_weights(network: torch.nn.Module, path: str, trusted: bool = False, checkpoint=None) -> None:
     """nnU-Net's ``load_pretrained_weights`` (same keys and shape rule, segmentation layers skipped), but the file is
-    read with ``checkpoint_io.load_checkpoint`` and a mismatch is a one-line CheckpointError instead of an assert."""
-    checkpoint = load_checkpoint(path, trusted=trusted)
+    read with ``checkpoint_io.load_checkpoint`` (or ``checkpoint`` already read from ``path`` is used) and a mismatch
+    is a one-line CheckpointError instead of an assert."""
+    checkpoint = load_checkpoint(path, trusted=trusted) if checkpoint is None else checkpoint
     pretrained = checkpoint.get("network_weights") if isinstance(checkpoint, dict) else None
     if not isinstance(pretrained, dict):
         raise CheckpointError(f"{path}: not an nnU-Net checkpoint (no 'network_weights' entry)")

@@ -111,9 +111,12 @@ def maybe_load_checkpoint(
         if not os.path.isfile(chosen):
             raise InputNotFoundError(f"{chosen}: --val needs a finished training (no checkpoint_final.pth)")
     elif pretrained_weights is not None:
+        from seganypet_nnunet.checkpoint_io import load_checkpoint
+
+        checkpoint = load_checkpoint(pretrained_weights, trusted=trusted)  # refused before any work if unsafe
         if not trainer.was_initialized:
             trainer.initialize()
-        load_pretrained_weights(trainer.network, pretrained_weights, trusted)
+        load_pretrained_weights(trainer.network, pretrained_weights, trusted, checkpoint)
     if chosen is not None:
         _read_checkpoint(trainer, chosen, trusted)
 
