@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from seganypet_nnunet.image_files import read_image_header
 from seganypet_nnunet.io_utils import copy_file, write_image, write_json
 from seganypet_nnunet.paths import dataset_folder_name, nnunet_folder
-from seganypet_nnunet.splits import patient_grouped_splits
+from seganypet_nnunet.splits import CASE_TO_PATIENT, SPLITS_FILE, write_patient_splits
 
 #: Channel names → normalisation they trigger; quoted in every converter's ``--help``.
 CHANNEL_HELP = (
@@ -257,18 +257,12 @@ def write_splits(folder: Path, case_to_patient: Mapping[str, str], n_folds: int 
     ``$nnUNet_preprocessed/<DatasetXXX_Name>/`` where nnU-Net's trainer reads it (nnU-Net's planning keeps that file).
     With fewer than 2 patients no splits are written (nnU-Net then makes its own).
     """
-    written = [folder / "case_to_patient.json"]
+    written = [folder / CASE_TO_PATIENT]
     put_json(dict(sorted(case_to_patient.items())), written[0])
-    if len(set(case_to_patient.values())) < 2:
-        return written
-    splits = patient_grouped_splits(sorted(case_to_patient), dict(case_to_patient), n_folds)
-    put_json(splits, folder / "splits_final.json")
-    written.append(folder / "splits_final.json")
+    targets = [folder / SPLITS_FILE]
     if os.environ.get("nnUNet_preprocessed"):
-        target = nnunet_folder("nnUNet_preprocessed") / folder.name / "splits_final.json"
-        put_json(splits, target)
-        written.append(target)
-    return written
+        targets.append(nnunet_folder("nnUNet_preprocessed") / folder.name / SPLITS_FILE)
+    return written + write_patient_splits(case_to_patient, sorted(case_to_patient), targets, n_splits=n_folds)
 
 
 def add_common_arguments(parser, default_id: int) -> None:
