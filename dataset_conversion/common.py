@@ -28,7 +28,7 @@ from seganypet_nnunet import validation
 from seganypet_nnunet.errors import SeganypetError
 from seganypet_nnunet.io_utils import TMP_DIR, copy_file, remove_stale, temp_prefix, write_image, write_json
 from seganypet_nnunet.paths import dataset_folder_name, nnunet_folder
-from seganypet_nnunet.splits import patient_grouped_splits
+from seganypet_nnunet.splits import CASE_TO_PATIENT, SPLITS_FILE, write_patient_splits
 from seganypet_nnunet.validation import geometry_difference  # noqa: F401  (re-exported: converters and tests use it)
 
 #: Channel names → normalisation they trigger; quoted in every converter's ``--help``.
@@ -37,7 +37,6 @@ CHANNEL_HELP = (
     "applies log1p(max(SUV,0)); stock nnU-Net would use per-case z-score for this name); _0001 = CT in HU, channel "
     "name 'CT' (CTNormalization: dataset-wide foreground 0.5/99.5 percentile clip + global z-score)."
 )
-SPLITS = "splits_final.json"
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
 
@@ -260,7 +259,11 @@ def staged_dataset(dataset_id: int, name: str, output_root: Path | None) -> Iter
 
 
 def _preprocessed_splits(final: Path) -> Path | None:
-    return nnunet_folder("nnUNet_preprocessed") / final.name / SPLITS if os.environ.get("nnUNet_preprocessed") else None
+    return (
+        nnunet_folder("nnUNet_preprocessed") / final.name / SPLITS_FILE
+        if os.environ.get("nnUNet_preprocessed")
+        else None
+    )
 
 
 def _same_json(a: Path, b: Path) -> bool:
@@ -272,9 +275,9 @@ def _same_json(a: Path, b: Path) -> bool:
 
 def _publish_dataset(staged: Path, final: Path) -> None:
     """Move every staged file onto ``final`` (identical files kept as they are); splits are never replaced."""
-    new_splits = staged / SPLITS
+    new_splits = staged / SPLITS_FILE
     if new_splits.is_file():
-        for existing in (final / SPLITS, _preprocessed_splits(final)):
+        for existing in (final / SPLITS_FILE, _preprocessed_splits(final)):
             if existing is not None and existing.is_file() and not _same_json(existing, new_splits):
                 raise ConversionError(
                     f"{existing}: a different splits_final.json already exists (trained folds depend on it); "
@@ -288,8 +291,8 @@ def _publish_dataset(staged: Path, final: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
     pre = _preprocessed_splits(final)
-    if pre is not None and (final / SPLITS).is_file():
-        put_json(json.loads((final / SPLITS).read_text()), pre)
+    if pre is not None and (final / SPLITS_FILE).is_file():
+        put_json(json.loads((final / SPLITS_FILE).read_text()), pre)
 
 
 def write_dataset_json(
@@ -315,14 +318,11 @@ def write_splits(folder: Path, case_to_patient: Mapping[str, str], n_folds: int 
     it publishes, where nnU-Net's trainer reads it (nnU-Net's planning keeps that file); an existing different one
     there is an error. With fewer than 2 patients no splits are written (nnU-Net then makes its own).
     """
-    written = [folder / "case_to_patient.json"]
+    written = [folder / CASE_TO_PATIENT]
     put_json(dict(sorted(case_to_patient.items())), written[0])
-    if len(set(case_to_patient.values())) < 2:
-        return written
-    splits = patient_grouped_splits(sorted(case_to_patient), dict(case_to_patient), n_folds)
-    put_json(splits, folder / SPLITS)
-    written.append(folder / SPLITS)
-    return written
+    return written + write_patient_splits(
+        case_to_patient, sorted(case_to_patient), [folder / SPLITS_FILE], n_splits=n_folds
+    )
 
 
 def add_common_arguments(parser, default_id: int) -> None:

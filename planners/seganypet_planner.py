@@ -18,6 +18,7 @@ from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_en
 )
 
 from seganypet_nnunet.cli_args import DEFAULT_PLANS
+from seganypet_nnunet.model.image_encoder import token_level
 from seganypet_nnunet.planners.presets import PresetCapsMixin, SmallPreset, TinyPreset
 
 PET_CHANNEL_NAMES = ("pet", "suv", "pt")
@@ -28,27 +29,6 @@ PET_INPUT_TRANSFORM = "log1p_suv"
 def is_pet_channel(channel_name: str) -> bool:
     """True for dataset.json channel names ``PET``, ``SUV``, ``PT`` (case-insensitive, surrounding spaces ignored)."""
     return channel_name.strip().lower() in PET_CHANNEL_NAMES
-
-
-def token_level(strides: list, token_stride: int) -> tuple[int, tuple[int, ...]]:
-    """Index and cumulative stride of the backbone level the mask decoder takes its image tokens from.
-
-    Mirrors ``UNetImageEncoder.select_level``: the finest level whose stride product is >= ``token_stride ** 3``,
-    else the bottleneck.
-
-    Args:
-        strides: the plans' per-stage pooling strides (``arch_kwargs["strides"]``), preprocessed axis order.
-        token_stride: ``PromptableConfig.token_stride``.
-    """
-    cum = [1] * len(strides[0])
-    levels = []
-    for stride in strides:
-        cum = [c * int(s) for c, s in zip(cum, stride, strict=True)]
-        levels.append(tuple(cum))
-    for index, level in enumerate(levels):
-        if math.prod(level) >= token_stride ** len(level):
-            return index, level
-    return len(levels) - 1, levels[-1]
 
 
 class SegAnyPETPlanner(PresetCapsMixin, ExperimentPlanner):
@@ -116,13 +96,11 @@ class SegAnyPETPlanner(PresetCapsMixin, ExperimentPlanner):
         arch_kwargs: dict,
         arch_kwargs_req_import,
     ) -> int:  # noqa: N802 (nnU-Net's name)
-        """nnU-Net's VRAM proxy, computed by ``SegAnyPETNet.compute_conv_feature_map_size`` (3d; 2d: the U-Net's).
+        """nnU-Net's VRAM proxy, computed on ``SegAnyPETNet`` (3d; 2d: the U-Net's) by the parent's own method.
 
-        Same as the parent minus its ``torch.set_num_threads(get_allowed_n_proc_DA())``, which raises for
-        ``nnUNet_n_proc_DA=0`` (the in-process augmentation setting used on CPU).
+        The parent sets ``torch.set_num_threads(nnUNet_n_proc_DA)``, which raises for 0: planning runs inside
+        ``run.plan_and_preprocess.planning_thread_setting`` (the one place that handles it, also for stock planners).
         """
-        from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
-
         if len(patch_size) == 3:
             wrapped = self.wrap_architecture(
                 {
@@ -132,10 +110,11 @@ class SegAnyPETPlanner(PresetCapsMixin, ExperimentPlanner):
                 }
             )
             arch_class_name, arch_kwargs = wrapped["network_class_name"], wrapped["arch_kwargs"]
-        net = get_network_from_plans(
-            arch_class_name, arch_kwargs, arch_kwargs_req_import, input_channels, output_channels, allow_init=False
+        return int(
+            ExperimentPlanner.static_estimate_VRAM_usage(
+                patch_size, input_channels, output_channels, arch_class_name, arch_kwargs, arch_kwargs_req_import
+            )
         )
-        return int(net.compute_conv_feature_map_size(patch_size))
 
     def get_plans_for_configuration(
         self, spacing, median_shape, data_identifier: str, approximate_n_voxels_dataset: float, _cache: dict

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-command set-up plus the main job or the tests, on a fresh machine (Python 3.10+ and pip only).
 #   bash scripts/quickstart.sh demo   # install, then run seganypet_demo on built-in synthetic data
-#   bash scripts/quickstart.sh test   # install, then run the test suite
+#   bash scripts/quickstart.sh test   # install, lint (ruff check, ruff format --check), then run the test suite
 # CPU machines: torch is pinned to the CPU build (pip's find-links) so pip never pulls a CUDA torch.
 # GPU machines: an already installed torch (e.g. a CUDA build) is kept and pinned as it is.
 set -euo pipefail
@@ -34,6 +34,9 @@ case "${1:-}" in
     test)
         install
         shift
+        echo "[quickstart] lint: ruff check . && ruff format --check ."
+        "$PY" -m ruff check .
+        "$PY" -m ruff format --check .
         set +e
         "$PY" -m pytest -q -ra "$@"
         rc=$?

@@ -6,7 +6,10 @@ nnU-Net's own splits are per case; several studies of one patient would then lea
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from seganypet_nnunet.io_utils import write_json
 
 CASE_TO_PATIENT = "case_to_patient.json"
 SPLITS_FILE = "splits_final.json"
@@ -41,6 +44,46 @@ def patient_grouped_splits(
     return [{part: [c for p in fold[part] for c in by_patient[str(p)]] for part in ("train", "val")} for fold in folds]
 
 
+def write_patient_splits(
+    case_to_patient: Mapping[str, str],
+    case_ids: Sequence[str],
+    targets: Sequence[Path],
+    *,
+    keep_existing: bool = False,
+    n_splits: int = 5,
+) -> list[Path]:
+    """The one writer of patient-grouped ``splits_final.json`` files (converters and planning).
+
+    Args:
+        case_to_patient: case id -> patient id.
+        case_ids: training case identifiers.
+        targets: files to write (e.g. the raw dataset folder's copy and ``$nnUNet_preprocessed/DatasetXXX/``'s).
+        keep_existing: leave a target that exists untouched (planning keeps a user's or converter's splits).
+        n_splits: folds (fewer when there are fewer patients).
+    Returns:
+        The targets that now hold these splits (a target already holding identical content is not rewritten);
+        empty when there are fewer than 2 patients (nnU-Net then makes its own splits).
+    """
+    if len({case_to_patient.get(c, c) for c in case_ids}) < 2:
+        return []
+    splits = patient_grouped_splits(list(case_ids), dict(case_to_patient), n_splits)
+    out = []
+    for target in map(Path, targets):
+        if target.exists() and keep_existing:
+            continue
+        if not (target.is_file() and _holds(target, splits)):
+            write_json(splits, target)
+        out.append(target)
+    return out
+
+
+def _holds(path: Path, content) -> bool:
+    try:
+        return json.loads(path.read_text()) == json.loads(json.dumps(content))
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
 def maybe_write_patient_splits(raw_folder: Path, preprocessed_folder: Path, case_ids: list[str]) -> Path | None:
     """Writes ``splits_final.json`` grouped by patient unless one exists, there is no mapping or < 2 patients.
 
@@ -52,16 +95,13 @@ def maybe_write_patient_splits(raw_folder: Path, preprocessed_folder: Path, case
     Returns:
         The path written, or None when nothing was written.
     """
-    from seganypet_nnunet.io_utils import write_json
-
     mapping_file, target = Path(raw_folder) / CASE_TO_PATIENT, Path(preprocessed_folder) / SPLITS_FILE
     if target.exists() or not mapping_file.exists():
         return None
-    mapping = json.loads(mapping_file.read_text())
-    if len({mapping.get(c, c) for c in case_ids}) < 2:
+    written = write_patient_splits(json.loads(mapping_file.read_text()), case_ids, [target], keep_existing=True)
+    if not written:
         print(f"INFO: {mapping_file} lists fewer than 2 training patients; no patient-grouped splits written")
-        return None
-    return write_json(patient_grouped_splits(case_ids, mapping), target)
+    return written[0] if written else None
 
 
 #: nnU-Net's number of folds when it makes its own splits (no splits_final.json yet).

@@ -25,6 +25,14 @@ DEMO_BUDGET = {"num_epochs": 12, "num_iterations_per_epoch": 40, "num_val_iterat
 STOCK_TRAINER_NAME = "nnUNetTrainer"
 
 
+def tag_checkpoint(checkpoint: dict, trainer_class: str) -> dict:
+    """Marks an nnU-Net checkpoint dict as stock-loadable: ``trainer_name = "nnUNetTrainer"`` (DESIGN.md, Checkpoints)
+    and ``checkpoint["seganypet"] = {"trainer_class", "version"}``. Returns the same dict, changed in place."""
+    checkpoint["trainer_name"] = STOCK_TRAINER_NAME
+    checkpoint["seganypet"] = {"trainer_class": trainer_class, "version": seganypet_nnunet.__version__}
+    return checkpoint
+
+
 class SeganypetBaseTrainer(nnUNetTrainer):
     """nnUNetTrainer with a class-attribute budget and checkpoints that stock nnU-Net loads as ``nnUNetTrainer``.
 

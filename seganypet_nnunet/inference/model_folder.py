@@ -23,6 +23,7 @@ from torch import nn
 from seganypet_nnunet import io_utils
 from seganypet_nnunet.checkpoint_io import CheckpointError, load_checkpoint
 from seganypet_nnunet.errors import InputNotFoundError, SeganypetError
+from seganypet_nnunet.trainers.base import tag_checkpoint
 
 
 def _first_line(error: BaseException) -> str:
@@ -167,8 +168,9 @@ def write_untrained_model_folder(
 ) -> Path:
     """Writes an nnU-Net model folder holding an **untrained** network built from ``plans`` (tests, benchmarks).
 
-    Each fold gets its own random initialisation (seed + fold). Checkpoints follow nnU-Net's format with
-    ``trainer_name = "nnUNetTrainer"`` (DESIGN.md, Checkpoints) and mirroring axes (0, 1, 2).
+    Each fold gets its own random initialisation (seed + fold). Checkpoints follow nnU-Net's format, tagged like our
+    trainers' (``trainers.base.tag_checkpoint``: stock ``trainer_name``, trainer class ``"untrained"``), with mirroring
+    axes (0, 1, 2).
     """
     folder = Path(folder)
     pm = PlansManager(plans)
@@ -185,7 +187,6 @@ def write_untrained_model_folder(
             "logging": {},
             "_best_ema": None,
             "current_epoch": 0,
-            "trainer_name": "nnUNetTrainer",
             "init_args": {
                 "plans": plans,
                 "configuration": configuration,
@@ -195,6 +196,7 @@ def write_untrained_model_folder(
             },
             "inference_allowed_mirroring_axes": (0, 1, 2),
         }
+        tag_checkpoint(ckpt, "untrained")
         with io_utils.atomic_path(folder / f"fold_{f}" / checkpoint) as tmp:
             torch.save(io_utils.plain(ckpt), tmp)  # plain types only: loads with weights_only=True
     return folder
@@ -220,7 +222,10 @@ def plan_and_write_untrained(
     extract_fingerprint_dataset(
         dataset_id, num_processes=1, check_dataset_integrity=False, clean=True, verbose=False, show_progress_bar=False
     )
-    plans, _ = plan_experiment_dataset(dataset_id, planner_class)
+    from seganypet_nnunet.run.plan_and_preprocess import planning_thread_setting
+
+    with planning_thread_setting():
+        plans, _ = plan_experiment_dataset(dataset_id, planner_class)
     name = maybe_convert_to_dataset_name(dataset_id)
     dataset_json = json.loads((Path(nnUNet_raw) / name / "dataset.json").read_text())
     return write_untrained_model_folder(model_folder, plans, dataset_json, configuration, folds, seed)

@@ -81,6 +81,34 @@ def run_unet_decoder(
     return (seg_outputs if decoder.deep_supervision else seg_outputs[0]), features
 
 
+def cumulative_strides(strides: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
+    """Per backbone level, the product of the pooling strides so far (preprocessed axes (P0, P1, P2))."""
+    cum = [1] * len(strides[0])
+    out = []
+    for stride in strides:
+        cum = [c * int(s) for c, s in zip(cum, stride, strict=True)]
+        out.append(tuple(cum))
+    return out
+
+
+def token_level(strides: Sequence[Sequence[int]], token_stride: int, cumulative: bool = False) -> tuple[int, tuple]:
+    """Index and cumulative stride of the backbone level the mask decoder takes its image tokens from.
+
+    The finest level whose stride product is >= ``token_stride ** 3``, else the bottleneck. The encoder and the
+    planner (which checks the patch tiles the token grid) both call this.
+
+    Args:
+        strides: per-stage pooling strides (the plans' ``arch_kwargs["strides"]``), preprocessed axes (P0, P1, P2);
+            already cumulative when ``cumulative``.
+        token_stride: ``PromptableConfig.token_stride``.
+    """
+    levels = [tuple(int(v) for v in s) for s in strides] if cumulative else cumulative_strides(strides)
+    for index, level in enumerate(levels):
+        if math.prod(level) >= token_stride ** len(level):
+            return index, level
+    return len(levels) - 1, levels[-1]
+
+
 class UNetImageEncoder(nn.Module):
     """Wraps the planned U-Net (``self.backbone``, state_dict-compatible with stock nnU-Net under that prefix).
 
@@ -113,11 +141,7 @@ class UNetImageEncoder(nn.Module):
         )
         enc = self.backbone.encoder
         self.level_channels: list[int] = list(enc.output_channels)
-        cum = [1, 1, 1]
-        self.level_strides: list[tuple[int, int, int]] = []
-        for s in enc.strides:
-            cum = [c * int(k) for c, k in zip(cum, s, strict=True)]
-            self.level_strides.append(tuple(cum))
+        self.level_strides: list[tuple[int, ...]] = cumulative_strides(enc.strides)
 
     @property
     def decoder(self) -> nn.Module:
@@ -125,11 +149,8 @@ class UNetImageEncoder(nn.Module):
         return self.backbone.decoder
 
     def select_level(self, stride: int) -> int:
-        """Finest level whose stride product is >= stride**3; the bottleneck if none is."""
-        for e, st in enumerate(self.level_strides):
-            if math.prod(st) >= stride**3:
-                return e
-        return len(self.level_strides) - 1
+        """Finest level whose stride product is >= stride**3; the bottleneck if none is (``token_level``)."""
+        return token_level(self.level_strides, stride, cumulative=True)[0]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | list[torch.Tensor], list[torch.Tensor]]:
         """Runs transform + encoder + decoder once.

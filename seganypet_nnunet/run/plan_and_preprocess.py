@@ -77,8 +77,8 @@ def check_raw_dataset(raw_folder: Path) -> int:
 
 
 @contextlib.contextmanager
-def _planning_thread_setting() -> Iterator[None]:
-    """Lets stock nnU-Net planners run under ``nnUNet_n_proc_DA=0``.
+def planning_thread_setting() -> Iterator[None]:
+    """Lets nnU-Net planners (stock and ours) run under ``nnUNet_n_proc_DA=0``.
 
     nnU-Net's ``ExperimentPlanner.static_estimate_VRAM_usage`` calls ``torch.set_num_threads(get_allowed_n_proc_DA())``,
     which raises for 0 (in-process augmentation, the CPU setting). Planning does no augmentation, so the variable is
@@ -212,7 +212,7 @@ def plan_and_preprocess(
             verbose,
             show_progress_bar=verbose,
         )
-        with _planning_thread_setting():
+        with planning_thread_setting():
             planned = [
                 plan_experiment_dataset(dataset_id, cls, gpu_memory_target, overwrite_target_spacing=spacing)
                 for cls in ((ours, reference) if baseline else (ours,))
