@@ -5,7 +5,8 @@ reference/field_update_2026-11.md), runnable on predictions from ANY method: ``s
 -ref DIR``. Layout: ``REF/CASE<ending>`` and ``PRED/CASE_pred0<ending> ... CASE_pred{n-1}<ending>`` (pred0 = no
 click, pred i = after i tumour + i background clicks; ending ``.nii.gz``, ``.nii``, ``.mha`` or ``.nrrd``).
 
-Definitions (per case, per step; masks = ``label map != 0``, or ``== label`` when a label is given):
+Definitions (per case, per step; masks = ``label map != 0``, or ``== value`` when a reference / prediction label
+value is given, for multi-label maps):
 - Dice = 2|P∩R| / (|P| + |R|); undefined (NaN) for a lesion-free reference.
 - FPV = mL of predicted connected components (cc3d, 18-connectivity, as the challenge) touching no reference voxel.
 - FNV = mL of reference components (18-connectivity) touched by no predicted voxel; 0 for a lesion-free reference.
@@ -203,6 +204,7 @@ def score_folder(
     *,
     n_steps: int = N_STEPS,
     label: int | None = None,
+    pred_label: int | None = None,
     centre_regex: str | None = None,
     output_file: str | Path | None = None,
 ) -> dict:
@@ -212,7 +214,8 @@ def score_folder(
         pred_dir: folder of ``CASE_pred0 ... CASE_pred{n_steps-1}`` label maps.
         ref_dir: folder of ``CASE`` reference label maps.
         n_steps: interaction steps including step 0 (autoPET IV: 11).
-        label: score ``== label`` in both (multi-label maps); None scores every non-zero voxel.
+        label: reference lesion value (``== label``); None = every non-zero reference voxel.
+        pred_label: the same for the predictions.
         centre_regex: regex with one group extracting a centre from a case name (see ``case_subsets``).
         output_file: writes the result as JSON there.
 
@@ -241,7 +244,7 @@ def score_folder(
                 raise ValueError(
                     f"case {cid}: {f} has shape {arr.shape} spacing {sp}, reference {ref.shape} spacing {spacing}"
                 )
-            preds.append(_binary(arr, label))
+            preds.append(_binary(arr, pred_label))
         cases[cid] = score_case(preds, _binary(ref, label), spacing)
     result = {
         "settings": {
@@ -249,6 +252,7 @@ def score_folder(
             "ref": str(ref_dir),
             "n_steps": n_steps,
             "label": label,
+            "pred_label": pred_label,
             "connectivity": AUTOPET_CONNECTIVITY,
             "auc": "trapezoid, unit step over steps 0..n-1",
             "lesion_free_cases": "count for FPV only",
@@ -285,12 +289,15 @@ def score_autopet_entry() -> None:
     p.add_argument("-ref", required=True, help="[REQUIRED] reference label folder (CASE.nii.gz)")
     p.add_argument("-o", default=None, help="[OPTIONAL] JSON output file (one folder: its result; several: all)")
     p.add_argument("-n_steps", type=int, default=N_STEPS, help=f"[OPTIONAL] steps incl. step 0. Default: {N_STEPS}")
-    p.add_argument("-label", type=int, default=None, help="[OPTIONAL] lesion label value. Default: any non-zero")
+    p.add_argument("-label", type=int, default=None, help="[OPTIONAL] reference lesion value. Default: non-zero")
+    p.add_argument("-pred_label", type=int, default=None, help="[OPTIONAL] prediction lesion value. Default: non-zero")
     p.add_argument("-centre_regex", default=None, help="[OPTIONAL] regex, group 1 = centre in the case name")
     a = p.parse_args()
     results = {}
     for folder in a.pred:
-        results[folder] = score_folder(folder, a.ref, n_steps=a.n_steps, label=a.label, centre_regex=a.centre_regex)
+        results[folder] = score_folder(
+            folder, a.ref, n_steps=a.n_steps, label=a.label, pred_label=a.pred_label, centre_regex=a.centre_regex
+        )
         for group, summary in results[folder]["summary"].items():
             print(f"\n{folder} [{group}]\n{format_steps_table(summary)}")
     if len(a.pred) > 1:

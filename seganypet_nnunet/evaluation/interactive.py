@@ -447,11 +447,17 @@ def evaluate_entry() -> None:
     p.add_argument("-auto_pred", default=None, help="[OPTIONAL] automatic-mode segmentations folder")
     p.add_argument("-baseline_pred", default=None, help="[OPTIONAL] nnU-Net baseline segmentations folder")
     p.add_argument("-device", default="cpu", help="[OPTIONAL] cpu (default), cuda or mps")
+    from seganypet_nnunet.evaluation.protocols import add_protocol_arguments, run_protocol
+
+    add_protocol_arguments(p)  # --protocol clicks|autopet_iv|autopet_v
     a = p.parse_args()
     if a.m is None and a.d is None:
         p.error("give -m MODEL_FOLDER or -d DATASET (with -c/-p/-tr)")
     a.m = a.m or model_folder(a)
     folds = parse_folds(a.f)
+    if a.protocol != "clicks":
+        run_protocol(a, folds)
+        return
     evaluate_model_folder(
         Path(a.m),
         Path(a.i),
