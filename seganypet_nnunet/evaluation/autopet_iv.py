@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from seganypet_nnunet import io_utils
 from seganypet_nnunet.evaluation import protocols as P
-from seganypet_nnunet.evaluation.autopet_score import N_STEPS, score_folder
+from seganypet_nnunet.evaluation.autopet_score import N_STEPS, format_steps_table, score_folder
 
 Coord = tuple[float, float, float]
 
@@ -132,7 +132,5 @@ def run_autopet_iv(
         score = score_folder(
             pred_dir, ref_dir, n_steps=n_steps, label=value, output_file=Path(output_folder) / "autopet_iv_score.json"
         )
-        from seganypet_nnunet.evaluation.autopet_score import format_steps_table
-
         print(format_steps_table(score["summary"]["overall"]))
     return {"predictions": str(pred_dir), "cases": sorted(cases), "score": score}

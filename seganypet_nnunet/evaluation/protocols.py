@@ -110,7 +110,8 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
         "(automatic + simulated scribbles: autopet_v_score.json)",
     )
     parser.add_argument("-clicks", default=None, help="[OPTIONAL] autopet_iv: folder of CASE.json click files")
-    parser.add_argument("-n_scribbles", type=int, default=5, help="[OPTIONAL] autopet_v: scribbles. Default: 5")
+    help_scribbles = "[OPTIONAL] autopet_v: scribbles (seeded by -seed). Default: 5"
+    parser.add_argument("-n_scribbles", type=int, default=5, help=help_scribbles)
 
 
 def run_protocol(args: argparse.Namespace, folds: Sequence[int | str]) -> dict:
