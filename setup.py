@@ -32,6 +32,8 @@ CONSOLE_SCRIPTS = [
     "seganypet_predict = seganypet_nnunet.inference.predict:predict_entry",
     "seganypet_evaluate = seganypet_nnunet.evaluation.interactive:evaluate_entry",
     "seganypet_demo = seganypet_nnunet.demo:demo_entry",
+    "seganypet_score_autopet = seganypet_nnunet.evaluation.autopet_score:score_autopet_entry",
+    "seganypet_predict_autopet_gc = seganypet_nnunet.evaluation.autopet_gc:predict_autopet_gc_entry",
 ]
 
 setup(

@@ -479,6 +479,7 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
         model_folder,
         parse_folds,
     )
+    from seganypet_nnunet.evaluation.protocols import add_protocol_arguments, run_protocol
     from seganypet_nnunet.trainers.registry import TRAINERS
 
     p = argparse.ArgumentParser(description="Simulated-click interactive evaluation of a SegAnyPET model.")
@@ -508,6 +509,7 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
         help="[OPTIONAL] also load checkpoints holding objects other than tensors and plain types; unpickling such a "
         "file can run code: only for files from a source you trust",
     )
+    add_protocol_arguments(p)  # --protocol clicks|autopet_iv|autopet_v
     a = p.parse_args(argv)
     if a.m is None and a.d is None:
         p.error("give -m MODEL_FOLDER or -d DATASET (with -c/-p/-tr)")
@@ -522,6 +524,9 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
     a.m = Path(a.m)
     with as_user_error("-f"):
         folds = parse_folds(a.f)
+    if a.protocol != "clicks":
+        run_protocol(a, folds)
+        return
     summary = evaluate_model_folder(
         a.m,
         Path(a.i),

@@ -13,6 +13,7 @@ Conventions shared by every function:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -22,6 +23,8 @@ from scipy import ndimage
 
 #: The autoPET challenge evaluation script labels FP/FN components with 18-connectivity.
 AUTOPET_CONNECTIVITY = 18
+#: NSD tolerance in mm used by ``compute_target_metrics`` and ``seganypet_evaluate`` (library and CLI default).
+DEFAULT_TOLERANCE_MM = 2.0
 _FACE = ndimage.generate_binary_structure(3, 1)
 
 
@@ -111,11 +114,21 @@ def surface_dice(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float], to
 
     Returns:
         NSD in [0, 1]; 1.0 if both masks are empty, 0.0 if exactly one is.
+
+    Warns:
+        UserWarning: ``tolerance_mm`` is below the largest spacing; along that axis the border voxel centres are a
+            whole voxel apart, so every tolerance in [0, spacing) gives the same, exact-boundary score.
     """
     pred, ref = _pair(pred, ref)
     s = _spacing(spacing)
     if tolerance_mm < 0:
         raise ValueError(f"tolerance_mm must be >= 0, got {tolerance_mm}")
+    if tolerance_mm < s.max():
+        warnings.warn(
+            f"surface_dice: tolerance {tolerance_mm} mm is below the largest voxel spacing {s.max():g} mm; "
+            "along that axis NSD is an exact-boundary score",
+            stacklevel=2,
+        )
     if not pred.any() and not ref.any():
         return 1.0
     if not pred.any() or not ref.any():
@@ -187,11 +200,9 @@ def false_negative_volume(
         connectivity: cc3d connectivity (6, 18 or 26); default 18, as in the autoPET challenge script.
 
     Returns:
-        Volume in mL; NaN when the reference is empty (autoPET convention).
+        Volume in mL; 0.0 when the reference is empty (nothing can be missed; the autoPET scripts also give 0 mL).
     """
     pred, ref = _pair(pred, ref)
-    if not ref.any():
-        return float("nan")
     return _unmatched_volume_ml(ref, pred, _spacing(spacing), connectivity)
 
 
@@ -283,7 +294,7 @@ def compute_target_metrics(
     pred: np.ndarray,
     ref: np.ndarray,
     spacing: Sequence[float],
-    tolerance_mm: float = 1.0,
+    tolerance_mm: float = DEFAULT_TOLERANCE_MM,
     lesion: bool = False,
 ) -> dict[str, float]:
     """All metrics for one target.
@@ -292,7 +303,8 @@ def compute_target_metrics(
         pred: 3D bool prediction.
         ref: 3D bool reference, same shape and axis order.
         spacing: Voxel size in mm, (3,), axis order of the arrays.
-        tolerance_mm: NSD tolerance in mm (SegAnyPET reports NSD at 1 mm).
+        tolerance_mm: NSD tolerance in mm (``DEFAULT_TOLERANCE_MM``, as ``seganypet_evaluate``; SegAnyPET reports
+            1 mm, which on PET voxels of 2-4 mm is an exact-boundary score, see ``surface_dice``).
         lesion: Also add lesion-wise detection (``lesion_tp/fp/fn``, ``lesion_precision/recall/f1``).
 
     Returns:

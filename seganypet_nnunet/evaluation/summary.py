@@ -21,9 +21,16 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from seganypet_nnunet.evaluation.metrics import dice, dice_auc
+from seganypet_nnunet.evaluation.metrics import dice, dice_auc, false_positive_volume
 
 METRICS = ("dice", "nsd", "hd95_mm")
+#: What the automatic/baseline Dice means next to the click Dice (stored as ``summary["automatic"]["note"]``).
+AUTOMATIC_NOTE = (
+    "automatic/baseline Dice is per case and structure on the whole label (all lesions of a case together, as autoPET"
+    " scores them); the click Dice in 'mean' is per target (each lesion instance on its own). fp_volume_ml is the"
+    " autoPET false-positive volume (18-connectivity) of each structure in EVERY case, also where the structure is"
+    " absent (a lesion predicted in a lesion-free case counts); Dice covers the cases where it is present."
+)
 LESION_METRICS = ("fp_volume_ml", "fn_volume_ml", "lesion_f1")
 
 
@@ -154,7 +161,10 @@ def reference_dice(
         file_ending: Label file ending.
 
     Returns:
-        ``{"folder", "per_case": {case: {structure: dice}}, "mean": {structure: mean dice over cases}}``.
+        ``{"folder", "per_case": {case: {structure: dice}}, "mean": {structure: mean dice over cases}, "fp_volume_ml":
+        {"per_case": {case: {structure: mL}}, "mean": {structure: mean over ALL cases}, "mean_where_absent":
+        {structure: mean over cases without it, None if none}, "n_cases_absent": {structure: count}}, "note"}``.
+        False-positive volumes cover every structure present in at least one case, in every case.
 
     Raises:
         FileNotFoundError / ValueError: a case has no file in ``pred_folder`` or its shape differs from the reference.
@@ -163,17 +173,35 @@ def reference_dice(
     if not pred_folder.is_dir():
         raise FileNotFoundError(f"prediction folder {pred_folder} does not exist")
     per_case: dict[str, dict[str, float]] = {}
+    fpv: dict[str, dict[str, float]] = {}
+    known = {name: value for present in structures.values() for name, value in present.items()}
     for case_id, ref in references.items():
-        pred, _ = read_label_array(pred_folder / f"{case_id}{file_ending}", f"case {case_id} (folder {pred_folder})")
+        pred, spacing = read_label_array(
+            pred_folder / f"{case_id}{file_ending}", f"case {case_id} (folder {pred_folder})"
+        )
         if pred.shape != ref.shape:
             raise ValueError(
                 f"case {case_id}: {pred_folder / (case_id + file_ending)} has shape {pred.shape}, "
                 f"reference has {ref.shape}"
             )
         per_case[case_id] = {name: dice(pred == value, ref == value) for name, value in structures[case_id].items()}
+        fpv[case_id] = {name: false_positive_volume(pred == v, ref == v, spacing) for name, v in known.items()}
     names = sorted({n for d in per_case.values() for n in d})
     mean = {n: _mean(d[n] for d in per_case.values() if n in d) for n in names}
-    return {"folder": str(pred_folder), "per_case": per_case, "mean": mean}
+    absent = {n: [c for c in references if n not in structures[c]] for n in sorted(known)}
+    fp_block = {
+        "per_case": fpv,
+        "mean": {n: _mean(fpv[c][n] for c in references) for n in sorted(known)},
+        "mean_where_absent": {n: _mean(fpv[c][n] for c in cases) for n, cases in absent.items()},
+        "n_cases_absent": {n: len(cases) for n, cases in absent.items()},
+    }
+    return {
+        "folder": str(pred_folder),
+        "per_case": per_case,
+        "mean": mean,
+        "fp_volume_ml": fp_block,
+        "note": AUTOMATIC_NOTE,
+    }
 
 
 def structure_table(summary: Mapping, clicks: Sequence[int] = (1, 3, 5)) -> list[dict]:

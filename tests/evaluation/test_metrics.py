@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -101,7 +103,29 @@ def test_fp_volume_connectivity_corner_touch():
 def test_fp_fn_volume_empty_cases():
     empty, a = np.zeros(SHAPE, dtype=bool), _plate(5)
     assert false_positive_volume(empty, a, SPACING) == 0.0
-    assert math.isnan(false_negative_volume(a, empty, SPACING))
+    # autoPET scripts: an empty reference has nothing to miss -> 0 mL (not NaN)
+    assert false_negative_volume(a, empty, SPACING) == 0.0
+    assert false_negative_volume(empty, empty, SPACING) == 0.0
+
+
+def test_surface_dice_warns_when_tolerance_below_largest_spacing():
+    with pytest.warns(UserWarning, match="below the largest voxel spacing 2.5 mm"):
+        surface_dice(_plate(5), _plate(5), SPACING, 2.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert surface_dice(_plate(5), _plate(5), SPACING, 2.5) == 1.0
+
+
+def test_nsd_library_default_equals_cli_default():
+    import inspect
+
+    from seganypet_nnunet.evaluation.interactive import evaluate_entry, evaluate_interactive
+    from seganypet_nnunet.evaluation.metrics import DEFAULT_TOLERANCE_MM
+
+    assert inspect.signature(compute_target_metrics).parameters["tolerance_mm"].default == DEFAULT_TOLERANCE_MM
+    assert inspect.signature(evaluate_interactive).parameters["tolerance_mm"].default == DEFAULT_TOLERANCE_MM
+    found = re.search(r'"-tolerance_mm",\s*type=float,\s*default=([\w.]+)', inspect.getsource(evaluate_entry))
+    assert found is not None and found.group(1) in (str(DEFAULT_TOLERANCE_MM), "DEFAULT_TOLERANCE_MM")
 
 
 def _three_lesions() -> tuple[np.ndarray, np.ndarray]:

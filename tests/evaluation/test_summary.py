@@ -1,8 +1,52 @@
-"""The per-structure table shared by seganypet_evaluate and the demo."""
+"""The per-structure table shared by seganypet_evaluate and the demo, and automatic-column scoring
+(summary.reference_dice): false positives in lesion-free cases count (autoPET FPV), and
+the summary says that the automatic Dice is per case while the click Dice is per instance.
+
+Arrays (z, y, x) shape (4, 6, 8), spacing (z, y, x) = (2, 2, 5) mm -> one voxel = 0.02 mL. Labels: liver 1, lesion 2.
+caseA: liver z0-1 y0-1 x0-1 (8 vox), lesion z3 y4-5 x6-7 (4 vox); prediction = reference exactly.
+caseB (lesion-free): liver as in A; the prediction adds a 3-voxel lesion at z2 y0 x4-6 (never scored before).
+"""
 
 from __future__ import annotations
 
-from seganypet_nnunet.evaluation.summary import format_structure_table, table_clicks
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from seganypet_nnunet.evaluation.summary import AUTOMATIC_NOTE, format_structure_table, reference_dice, table_clicks
+
+SHAPE = (4, 6, 8)
+
+
+def _write(arr: np.ndarray, path: Path) -> None:
+    img = sitk.GetImageFromArray(arr.astype(np.uint8))
+    img.SetSpacing((5.0, 2.0, 2.0))  # ITK (x, y, z)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(img, str(path))
+
+
+def test_lesion_false_positive_in_lesion_free_case_is_scored(tmp_path: Path):
+    ref_a, ref_b = np.zeros(SHAPE, np.uint8), np.zeros(SHAPE, np.uint8)
+    for r in (ref_a, ref_b):
+        r[0:2, 0:2, 0:2] = 1
+    ref_a[3, 4:6, 6:8] = 2
+    pred_b = ref_b.copy()
+    pred_b[2, 0, 4:7] = 2
+    _write(ref_a, tmp_path / "pred" / "caseA.nii.gz")
+    _write(pred_b, tmp_path / "pred" / "caseB.nii.gz")
+    refs = {"caseA": ref_a, "caseB": ref_b}
+    present = {"caseA": {"liver": 1, "lesion": 2}, "caseB": {"liver": 1}}
+    out = reference_dice(tmp_path / "pred", refs, present)
+    assert out["mean"] == pytest.approx({"liver": 1.0, "lesion": 1.0})  # Dice: only where present
+    fp = out["fp_volume_ml"]
+    assert fp["per_case"]["caseB"] == pytest.approx({"liver": 0.0, "lesion": 3 * 0.02})
+    assert fp["mean"]["lesion"] == pytest.approx(0.03)  # over both cases
+    assert fp["mean_where_absent"]["liver"] is None  # liver is never absent
+    assert fp["mean_where_absent"]["lesion"] == pytest.approx(0.06)  # the lesion-free case's false positive
+    assert fp["n_cases_absent"] == {"liver": 0, "lesion": 1}
+    assert out["note"] == AUTOMATIC_NOTE and "per case" in AUTOMATIC_NOTE and "per target" in AUTOMATIC_NOTE
 
 
 def test_format_table_marks_heldout_and_missing_values():

@@ -1,0 +1,137 @@
+"""Shared plumbing of the challenge protocols (autoPET IV clicks, autoPET V scribbles) behind ``seganypet_evaluate
+--protocol autopet_iv|autopet_v``: the model adapter, the lesion label, the automatic step 0 and the CLI wiring.
+
+Step 0 of both protocols is the model's AUTOMATIC prediction (nnU-Net sliding window, no prompt) of the lesion label:
+from ``-auto_pred`` label maps when given, else predicted into ``OUT/automatic``. The interactive steps then start from
+it: the session's lesion target is initialised with that mask (``add_mask``, a dense prompt) before the first prompt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Mapping, Protocol, Sequence
+
+import numpy as np
+
+from seganypet_nnunet.errors import SeganypetError
+from seganypet_nnunet.evaluation.summary import read_label_array
+
+PROTOCOLS = ("clicks", "autopet_iv", "autopet_v")
+LESION_NAMES = ("lesion", "lesions", "tumor", "tumour")
+TARGET = "lesion"
+
+
+class Prompter(Protocol):
+    """What the protocols drive: one image, one lesion target started from a mask, then prompts."""
+
+    def start(self, initial: np.ndarray) -> None:
+        """Start the lesion target from ``initial``, a (z, y, x) bool mask in the original geometry."""
+
+    def click(self, coord_ijk: Sequence[float], positive: bool) -> np.ndarray:
+        """Click at original voxel (i, j, k); returns the (z, y, x) mask."""
+
+    def scribble(self, mask_zyx: np.ndarray, positive: bool) -> np.ndarray:
+        """Scribble given as a (z, y, x) bool mask; returns the (z, y, x) mask."""
+
+
+class SessionPrompter:
+    """A ``SegAnyPETSession`` (image already set) as a ``Prompter`` (public session API only)."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+
+    def start(self, initial: np.ndarray) -> None:
+        self.session.new_target(TARGET)
+        self.session.reset()
+        self.session.add_mask(np.asarray(initial, np.uint8))
+
+    def click(self, coord_ijk: Sequence[float], positive: bool) -> np.ndarray:
+        return np.asarray(self.session.add_point(coord_ijk, positive=positive, space="voxel")) > 0
+
+    def scribble(self, mask_zyx: np.ndarray, positive: bool) -> np.ndarray:
+        return np.asarray(self.session.add_scribble(np.asarray(mask_zyx, np.uint8), positive=positive)) > 0
+
+
+def lesion_label(labels: Mapping[str, int]) -> int:
+    """The lesion value of a dataset.json ``labels`` dict: a name in ``LESION_NAMES`` or the only foreground label.
+
+    Raises:
+        ValueError: no such label (the message lists the labels).
+    """
+    for name, value in labels.items():
+        if name.lower() in LESION_NAMES and isinstance(value, int):
+            return value
+    fg = {n: v for n, v in labels.items() if n not in ("background", "ignore")}
+    if len(fg) == 1 and isinstance(next(iter(fg.values())), int):
+        return next(iter(fg.values()))
+    raise ValueError(f"dataset.json labels {sorted(labels)}: no lesion label (expected one of {list(LESION_NAMES)})")
+
+
+def model_dataset_json(model_folder: str | Path) -> dict:
+    """dataset.json of an nnU-Net model folder (FileNotFoundError naming it when missing)."""
+    f = Path(model_folder) / "dataset.json"
+    if not f.is_file():
+        raise FileNotFoundError(f"model folder {model_folder}: missing dataset.json")
+    return json.loads(f.read_text())
+
+
+def automatic_folder(
+    model_folder: Path, images_dir: Path, output_folder: Path, auto_pred: Path | None, folds, checkpoint, device
+) -> Path:
+    """``auto_pred`` if given, else nnU-Net automatic prediction of ``images_dir`` into ``output_folder/automatic``."""
+    if auto_pred is not None:
+        if not Path(auto_pred).is_dir():
+            raise FileNotFoundError(f"automatic prediction folder {auto_pred} does not exist")
+        return Path(auto_pred)
+    from seganypet_nnunet.inference.predict import predict_automatic
+
+    target = Path(output_folder) / "automatic"
+    predict_automatic(model_folder, images_dir, target, folds=folds, checkpoint=checkpoint, device=device, npp=0, nps=0)
+    return target
+
+
+def automatic_mask(folder: Path, case_id: str, ending: str, lesion_value: int, shape: tuple) -> np.ndarray:
+    """(z, y, x) bool lesion mask of ``folder/CASE<ending>``; ValueError when its shape is not ``shape``."""
+    arr, _ = read_label_array(Path(folder) / f"{case_id}{ending}", f"case {case_id} automatic prediction")
+    if arr.shape != tuple(shape):
+        raise ValueError(f"case {case_id}: automatic prediction in {folder} has shape {arr.shape}, image {shape}")
+    return arr == lesion_value
+
+
+def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--protocol``, ``-clicks`` and ``-n_scribbles`` for ``seganypet_evaluate``."""
+    parser.add_argument(
+        "--protocol",
+        default="clicks",
+        choices=PROTOCOLS,
+        help="[OPTIONAL] clicks (our simulated-click protocol, default); autopet_iv (step 0 automatic, then the "
+        "click JSON's tumour/background pairs: OUT/predictions/CASE_pred0..10 + autopet_iv_score.json); autopet_v "
+        "(automatic + simulated scribbles: autopet_v_score.json)",
+    )
+    parser.add_argument("-clicks", default=None, help="[OPTIONAL] autopet_iv: folder of CASE.json click files")
+    help_scribbles = "[OPTIONAL] autopet_v: scribbles (seeded by -seed). Default: 5"
+    parser.add_argument("-n_scribbles", type=int, default=5, help=help_scribbles)
+
+
+def run_protocol(args: argparse.Namespace, folds: Sequence[int | str]) -> dict:
+    """Runs ``args.protocol`` (autopet_iv / autopet_v) from parsed ``seganypet_evaluate`` arguments."""
+    common = {
+        "auto_pred": Path(args.auto_pred) if args.auto_pred else None,
+        "folds": folds,
+        "checkpoint": args.chk,
+        "device": args.device,
+    }
+    if args.protocol == "autopet_iv":
+        from seganypet_nnunet.evaluation.autopet_iv import run_autopet_iv
+
+        if args.clicks is None:
+            raise SeganypetError("--protocol autopet_iv: needs -clicks FOLDER (CASE.json click files)")
+        clicks = Path(args.clicks)
+        return run_autopet_iv(Path(args.m), Path(args.i), clicks, Path(args.o), ref_dir=Path(args.ref), **common)
+    from seganypet_nnunet.evaluation.autopet_v import run_autopet_v
+
+    return run_autopet_v(
+        Path(args.m), Path(args.i), Path(args.ref), Path(args.o), n_scribbles=args.n_scribbles, seed=args.seed, **common
+    )
