@@ -229,6 +229,10 @@ def train_with_class(
         trust_checkpoint=trust_checkpoint,
     )
     check_run_flags(continue_training, only_run_validation, pretrained_weights, val_with_best, disable_checkpointing)
+    if pretrained_weights is not None:  # refused (unsafe, unreadable) before the trainer writes its log
+        from seganypet_nnunet.checkpoint_io import load_checkpoint
+
+        load_checkpoint(pretrained_weights, trusted=trust_checkpoint)
     if num_gpus > 1:
         import torch.multiprocessing as mp
         from nnunetv2.run.run_training import find_free_network_port
