@@ -323,7 +323,7 @@ def _predict_cases() -> list[Case]:
     pt = {"coord": [10, 10, 10], "space": "voxel"}
     return [
         Case(R, "input_missing", a(i="nope"), "nope"),
-        Case(R, "input_is_file", a(i="f.txt"), "f.txt", lambda c: [c.mkdir(parents=True), (c / "f.txt").write_text("x")]),
+        Case(R, "input_is_file", a(i="f.txt"), "f.txt", lambda c: (c / "f.txt").write_text("x")),
         Case(R, "output_is_input", a(o="in"), "-o", bad(None)),
         Case(R, "output_is_file", a(o="f.txt"), "f.txt", lambda c: [_inputs(c), (c / "f.txt").write_text("x")]),
         Case(R, "device_cuda", lambda c: [*a()(c)[:-6], "-device", "cuda"], "-device cuda", bad(None)),
@@ -458,13 +458,14 @@ def run_case(case: Case, base_env: dict, timeout: int = 300) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-o", default=None, help="write the per-input results as JSON here")
-    p.add_argument("-k", default=None, help="only inputs whose 'command/name' contains this")
+    p.add_argument("-k", default=None, help="only inputs whose 'command/name' contains one of these (comma-separated)")
     p.add_argument("--keep", action="store_true", help="keep the workspace")
     a = p.parse_args()
     root = Path(tempfile.mkdtemp(prefix="seganypet_bad_inputs_"))
     try:
         base_env = build_workspace(root)
-        cases = [c for c in all_cases() if a.k is None or a.k in f"{c.command}/{c.name}"]
+        keys = a.k.split(",") if a.k else None
+        cases = [c for c in all_cases() if keys is None or any(k in f"{c.command}/{c.name}" for k in keys)]
         results = []
         for case in cases:
             r = run_case(case, base_env)

@@ -208,7 +208,7 @@ def plan_and_preprocess(
             DatasetFingerprintExtractor,
             fingerprint_processes or default_np,
             verify_dataset_integrity,
-            clean,
+            clean or _fingerprint_broken(nnunet_folder("nnUNet_preprocessed") / raw_folder.name),
             verbose,
             show_progress_bar=verbose,
         )
@@ -234,6 +234,17 @@ def plan_and_preprocess(
             "splits_file": str(splits) if splits else None,
         }
     return result
+
+
+def _fingerprint_broken(preprocessed: Path) -> bool:
+    """True if a fingerprint file exists but cannot be read (a run killed while nnU-Net wrote it): recompute it."""
+    import json
+
+    path = preprocessed / "dataset_fingerprint.json"
+    try:
+        return path.is_file() and not isinstance(json.loads(path.read_text()), dict)
+    except (OSError, ValueError):
+        return True
 
 
 def _training_case_ids(raw_folder: Path) -> list[str]:

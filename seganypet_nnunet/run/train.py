@@ -18,19 +18,13 @@ from seganypet_nnunet.cli_args import CUDA, DEFAULT_PLANS
 from seganypet_nnunet.errors import InputNotFoundError, SeganypetError, cli_entry
 
 
-def build_trainer(
-    trainer_class: type,
-    dataset_name_or_id: Union[str, int],
-    configuration: str,
-    fold: Union[int, str],
-    plans_identifier: str,
-    continue_training: bool = False,
-    device: torch.device = CUDA,
-):
-    """nnU-Net's ``get_trainer_from_args`` for a class object: loads plans + dataset.json from nnUNet_preprocessed.
+def resolve_training(
+    dataset_name_or_id: Union[str, int], configuration: str, fold: Union[int, str], plans_identifier: str
+) -> tuple[str, dict, Union[int, str]]:
+    """(preprocessed dataset folder, plans, fold) after checking them, before anything is built or written.
 
     Raises:
-        SeganypetError: unknown dataset, missing plans, configuration not in the plans, fold not in the splits.
+        SeganypetError: unset folders, unknown dataset, missing plans, configuration not planned, fold not in splits.
     """
     from batchgenerators.utilities.file_and_folder_operations import join, load_json
 
@@ -55,7 +49,26 @@ def build_trainer(
         raise SeganypetError(
             f"{plans_file}: configuration {configuration!r} not planned ({', '.join(plans.get('configurations', {}))})"
         )
-    fold = check_fold(folder, fold)
+    return folder, plans, check_fold(folder, fold)
+
+
+def build_trainer(
+    trainer_class: type,
+    dataset_name_or_id: Union[str, int],
+    configuration: str,
+    fold: Union[int, str],
+    plans_identifier: str,
+    continue_training: bool = False,
+    device: torch.device = CUDA,
+):
+    """nnU-Net's ``get_trainer_from_args`` for a class object: loads plans + dataset.json from nnUNet_preprocessed.
+
+    Raises:
+        SeganypetError: unknown dataset, missing plans, configuration not in the plans, fold not in the splits.
+    """
+    from batchgenerators.utilities.file_and_folder_operations import join, load_json
+
+    folder, plans, fold = resolve_training(dataset_name_or_id, configuration, fold, plans_identifier)
     plans["continue_training"] = continue_training
     return trainer_class(
         plans=plans,
@@ -92,6 +105,46 @@ def _read_checkpoint(trainer, path: str, trusted: bool) -> None:
     restore_checkpoint(trainer, load_checkpoint(path, trusted=trusted, map_location=trainer.device), path)
 
 
+def _checkpoint_to_continue(folder: str) -> str | None:
+    names = ("checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth")
+    return next((os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))), None)
+
+
+def preflight_checkpoints(
+    trainer_class: type,
+    dataset_name_or_id: Union[str, int],
+    configuration: str,
+    fold: Union[int, str],
+    plans_identifier: str,
+    *,
+    continue_training: bool,
+    only_run_validation: bool,
+    pretrained_weights: str | None,
+    val_with_best: bool,
+    trust_checkpoint: bool,
+    **_,
+) -> None:
+    """Reads every checkpoint the run will load (``checkpoint_io``, weights_only unless trusted) before any work."""
+    from nnunetv2.utilities.file_path_utilities import get_output_folder
+
+    from seganypet_nnunet.checkpoint_io import load_checkpoint
+
+    folder = get_output_folder(str(dataset_name_or_id), trainer_class.__name__, plans_identifier, configuration, fold)
+    paths = [pretrained_weights] if pretrained_weights is not None else []
+    if continue_training:
+        paths.append(_checkpoint_to_continue(folder))
+    if only_run_validation:
+        final = os.path.join(folder, "checkpoint_final.pth")
+        if not os.path.isfile(final):
+            raise InputNotFoundError(f"{final}: --val needs a finished training (no checkpoint_final.pth)")
+        paths.append(final)
+    if val_with_best and only_run_validation:
+        paths.append(os.path.join(folder, "checkpoint_best.pth"))
+    for path in paths:
+        if path is not None:
+            load_checkpoint(path, trusted=trust_checkpoint)
+
+
 def maybe_load_checkpoint(
     trainer, continue_training: bool, only_run_validation: bool, pretrained_weights: str | None, trusted: bool
 ) -> None:
@@ -101,8 +154,7 @@ def maybe_load_checkpoint(
     folder = trainer.output_folder
     chosen = None
     if continue_training:
-        names = ("checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth")
-        chosen = next((os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))), None)
+        chosen = _checkpoint_to_continue(folder)
         if chosen is None:
             print("WARNING: Cannot continue training because there seems to be no checkpoint available to continue "
                   "from. Starting a new training...")  # fmt: skip
@@ -215,6 +267,10 @@ def train_with_class(
         trust_checkpoint=trust_checkpoint,
     )
     check_run_flags(continue_training, only_run_validation, pretrained_weights, val_with_best, disable_checkpointing)
+    resolve_training(dataset_name_or_id, configuration, fold, plans_identifier)
+    preflight_checkpoints(
+        trainer_class, dataset_name_or_id, configuration, fold, plans_identifier, **run_kwargs
+    )  # unsafe or missing checkpoints are refused before the trainer writes its log
     if num_gpus > 1:
         import torch.multiprocessing as mp
         from nnunetv2.run.run_training import find_free_network_port
