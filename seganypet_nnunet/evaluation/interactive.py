@@ -316,7 +316,8 @@ def evaluate_interactive(
         auto_pred / baseline_pred: folders of label maps scored per structure (``automatic`` / ``baseline`` blocks).
         output_folder: writes ``summary.json`` and ``dice_vs_clicks.png`` there.
         file_ending: label/image file ending.
-        settings: extra settings recorded in the summary (model folder, folds, checkpoint...).
+        settings: extra settings recorded in the summary (model folder, folds, checkpoint, ``heldout_structures``
+            drawn as held out in the plot...).
     """
     if n_clicks < 1:
         raise ValueError(f"n_clicks must be >= 1, got {n_clicks}")
@@ -414,7 +415,14 @@ def evaluate_model_folder(
     ending = ds.get("file_ending", ".nii.gz")
     cases = find_cases(images_dir, labels_dir, instances_dir, len(ds["channel_names"]), ending)
     factory = session_factory(model_folder, folds, checkpoint, device)
-    settings = {"model_folder": str(model_folder), "folds": [str(f) for f in folds], "checkpoint": checkpoint}
+    from seganypet_nnunet.trainers.registry import heldout_labels
+
+    settings = {
+        "model_folder": str(model_folder),
+        "folds": [str(f) for f in folds],
+        "checkpoint": checkpoint,
+        "heldout_structures": list(heldout_labels(model_folder.name.split("__")[0])),  # Trainer__Plans__configuration
+    }
     return evaluate_interactive(
         cases, factory, ds["labels"], output_folder=output_folder, file_ending=ending, settings=settings, **kwargs
     )
@@ -429,7 +437,6 @@ def evaluate_entry() -> None:
         model_folder,
         parse_folds,
     )
-    from seganypet_nnunet.trainers.registry import TRAINERS
 
     p = argparse.ArgumentParser(description="Simulated-click interactive evaluation of a SegAnyPET model.")
     p.add_argument("-i", required=True, help="[REQUIRED] images folder (CASE_0000.nii.gz, nnU-Net raw layout)")
@@ -474,10 +481,9 @@ def evaluate_entry() -> None:
         auto_pred=Path(a.auto_pred) if a.auto_pred else None,
         baseline_pred=Path(a.baseline_pred) if a.baseline_pred else None,
     )
-    trainer = TRAINERS.get(a.m.name.split("__")[0])  # Trainer__Plans__configuration
     rows = S.structure_table(summary, S.table_clicks(a.n_clicks))
     print("\nDice per structure (mean over targets):\n")
-    print(S.format_structure_table(rows, tuple(getattr(trainer, "heldout_labels", ()))))
+    print(S.format_structure_table(rows, summary["settings"]["heldout_structures"]))
     print(f"\nsummary: {Path(a.o) / 'summary.json'}\nplot:    {Path(a.o) / 'dice_vs_clicks.png'}")
 
 

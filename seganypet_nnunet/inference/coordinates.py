@@ -1,12 +1,15 @@
-"""Pure coordinate conversions between the spaces of docs/DESIGN.md (COORDINATE SPACES table).
+"""Coordinate conversions between the spaces of docs/DESIGN.md (coordinate spaces table), the world-geometry
+carrier (``geometry_reference``), the one bounds rule for prompts (``inside_image``) and a mask's way into
+preprocessed space (``mask_to_preprocessed``).
 
 Chain (forward = what nnU-Net's ``DefaultPreprocessor.run_case_npy`` does to the array, in that order)::
 
     world mm LPS (x, y, z)
       <-> original voxel, ITK index (i, j, k)          SimpleITK Transform*Point*/Transform*Index*
       <-> array (z, y, x)                              reversed axis order (sitk.GetArrayFromImage)
-      <-> preprocessed voxel                           transpose_forward, minus crop-to-non-zero bbox start,
-                                                       resampling with align_corners=False at scale new/old shape
+      <-> transposed, uncropped (P0, P1, P2)           transpose_forward
+      <-> cropped, before resampling (P0, P1, P2)      minus the crop-to-non-zero bbox start
+      <-> preprocessed voxel (P0, P1, P2)              resampling with align_corners=False at scale new/old shape
 
 The resampling map is the one nnU-Net's resampling applies (skimage ``resize`` / its own separate-z
 ``map_coordinates``, both align_corners=False): input coordinate = (output + 0.5) * old/new - 0.5, with the new shape
