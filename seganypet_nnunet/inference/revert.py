@@ -102,3 +102,12 @@ class RegionReverter:
             w = w.reshape(shape)
             block = np.take(block, i0, axis=axis) * (1 - w) + np.take(block, i1, axis=axis) * w
         return block
+
+    def update_mask(self, mask_t: np.ndarray, logits_pre: np.ndarray, boxes: list) -> None:
+        """Rewrites ``mask_t`` (uint8, transposed uncropped space) where preprocessed ``boxes`` of ``logits_pre``
+        may have changed it: logits > 0, resampled exactly like nnU-Net's export."""
+        for box in boxes:
+            region = self.cropped_region(box)
+            block = self.resample_region(logits_pre, region) > 0
+            dst = tuple(slice(a + o, b + o) for (a, b), (o, _) in zip(region, self.geom.bbox, strict=True))
+            mask_t[dst] = block
