@@ -21,11 +21,9 @@ import time
 
 import torch
 
-PLANS_OF_PLANNER = {
-    "SegAnyPETPlannerTiny": "SegAnyPETPlansTiny",
-    "SegAnyPETPlannerSmall": "SegAnyPETPlansSmall",
-    "SegAnyPETPlanner": "SegAnyPETPlans",
-}
+from seganypet_nnunet.cli_args import DEVICES
+
+PLANNERS = ("SegAnyPETPlannerTiny", "SegAnyPETPlannerSmall", "SegAnyPETPlanner")
 BENCH_DATASET_ID = 987
 
 
@@ -125,7 +123,7 @@ def main() -> None:
     p.add_argument(
         "-pl",
         default="SegAnyPETPlannerTiny",
-        choices=sorted(PLANS_OF_PLANNER),
+        choices=sorted(PLANNERS),
         help="planner preset used to plan a generated dataset (and to choose -p)",
     )
     p.add_argument("-c", default="3d_fullres", help="configuration")
@@ -133,12 +131,13 @@ def main() -> None:
     p.add_argument("-warmup", type=int, default=3, help="untimed iterations per trainer")
     p.add_argument("-chunk", type=int, default=5, help="iterations per interleaved chunk")
     p.add_argument("-cases", type=int, default=6, help="cases of a generated dataset")
-    p.add_argument("-device", default="cpu", choices=("cpu", "cuda", "mps"))
+    p.add_argument("-device", default="cpu", choices=DEVICES)
     a = p.parse_args()
     from seganypet_nnunet.cli_args import make_device
+    from seganypet_nnunet.planners import get_planner_pair
 
     device = make_device(a.device)
-    plans = a.p or PLANS_OF_PLANNER[a.pl]
+    plans = a.p or get_planner_pair(a.pl)[0].default_plans_name
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         dataset = a.d if a.d is not None else make_dataset(tmp, a.pl, a.cases)
         os.environ["nnUNet_results"] = os.path.join(tmp, "results")  # throw-away output folders and logs

@@ -13,7 +13,7 @@ mismatch is an error (no resampling: the release promises one grid). Output::
     dataset.json, case_to_patient.json, splits_final.json (5 folds grouped by PETCT_ patient)
 
 Case id = ``<PETCT_id>_<study folder sanitised>`` (dots removed, other characters outside [A-Za-z0-9-] → ``_``).
-The SUV is the release's (AcquisitionTime-based, see pet_data_and_tools.md §2.5); it is not re-derived.
+The SUV is the release's (AcquisitionTime-based); it is not re-derived.
 """
 
 from __future__ import annotations

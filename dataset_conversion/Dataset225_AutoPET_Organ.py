@@ -5,7 +5,7 @@ Sources::
     LABEL_DIR/<PETCT_id>_<study folder>_.nii.gz        organ labels on the SUV grid (AutoPET-OrganlabelsTr.zip)
     AUTOPET_DIR/PETCT_<hex>/<study folder>/SUV.nii.gz  (and CTres.nii.gz with --ct)
 
-Matching rule (pet_data_and_tools.md §1.3): strip ``.nii.gz`` and the trailing ``_``; ``^(PETCT_[0-9a-f]+)_(.+)$`` gives
+Matching rule: strip ``.nii.gz`` and the trailing ``_``; ``^(PETCT_[0-9a-f]+)_(.+)$`` gives
 the patient folder and the study folder; study names are compared with dots removed on both sides (two studies are
 called "... nativ u. mit ..."). An unmatched label file is an error. Label ids (torch-em ``autopet_organ.py``):
 1 liver, 2 kidney_left, 3 kidney_right, 4 heart, 5 spleen, 6 aorta, 7 lung_lower_lobe_left, 8 lung_lower_lobe_right,

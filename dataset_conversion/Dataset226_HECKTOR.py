@@ -1,6 +1,6 @@
 """HECKTOR (2022 flat or 2025/2026 per-patient layout) → nnU-Net raw on the label (= CT) grid.
 
-Sources (pet_data_and_tools.md §1.4)::
+Sources::
 
     2022:  SOURCE/imagesTr/<CENTER>-<NNN>__CT.nii.gz, __PT.nii.gz;  SOURCE/labelsTr/<CENTER>_<NNN>.nii.gz (or -<NNN>)
     2025:  SOURCE/<CENTER>-<NNN>/<CENTER>-<NNN>__CT.nii.gz, __PT.nii.gz, <CENTER>-<NNN>.nii.gz

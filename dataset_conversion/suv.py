@@ -1,7 +1,7 @@
 """SUV scale factors from PET DICOM headers (QIBA vendor-neutral pseudocode + vendor branches; pydicom only).
 
 ``SUV = (stored * RescaleSlope + RescaleIntercept)[slice] * factor`` with, for Units BQML (Bq/mL),
-``factor = normaliser / (RadionuclideTotalDose * 2**(-Δt / RadionuclideHalfLife))`` (pet_data_and_tools.md §2):
+``factor = normaliser / (RadionuclideTotalDose * 2**(-Δt / RadionuclideHalfLife))`` (QIBA SUV pseudocode):
 
 - normaliser: ``bw`` body weight [g] (default); ``lbm`` = SUL, lean body mass [g] by **Janmahasatian** (2005):
   male 9270·W/(6680+216·BMI), female 9270·W/(8780+244·BMI), W in kg, BMI = W/H² (H in m); ``bsa`` body surface area

@@ -101,7 +101,6 @@ def run_demo(settings: DemoSettings) -> dict:
     from seganypet_nnunet.inference.predict import predict_automatic
     from seganypet_nnunet.run.plan_and_preprocess import plan_and_preprocess
     from seganypet_nnunet.synthetic import SyntheticConfig, make_dataset
-    from seganypet_nnunet.trainers.registry import get_trainer_class
 
     start = time.perf_counter()
     folders = _use_folders(settings.output.resolve())
@@ -141,7 +140,7 @@ def run_demo(settings: DemoSettings) -> dict:
             baseline_pred=pred["nnU-Net automatic"],
         )
     rows = structure_table(summary, CLICKS)
-    unseen = tuple(getattr(get_trainer_class(settings.trainer), "heldout_labels", ()))
+    unseen = tuple(summary["settings"]["heldout_structures"])
     case_id = sorted(summary["cases"])[0]
     labels = json.loads((raw / "dataset.json").read_text())["labels"]
     overlay = _overlay(raw, case_id, pred, settings.output / "overlay_mip.png", labels)

@@ -119,8 +119,8 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
         """Simulated click loop on one embedding; the loss of one randomly drawn round (see class docstring).
 
         Args:
-            embedding: ``encode`` output for the (B, C, X, Y, Z) batch.
-            seg: (B, 1, X, Y, Z) full-resolution label patch (network-input voxels).
+            embedding: ``encode`` output for the (B, C, P0, P1, P2) batch.
+            seg: (B, 1, P0, P1, P2) full-resolution label patch (network-input voxels).
 
         Returns:
             scalar promptable loss of round ``graded`` (0 = first prompt only).
@@ -143,10 +143,10 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
         return promptable_loss(logits, iou, target, weight, self.iou_loss_weight)
 
     def select_targets(self, seg: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """One prompt target per sample of a (B, 1, X, Y, Z) label patch, never a held-out label.
+        """One prompt target per sample of a (B, 1, P0, P1, P2) label patch, never a held-out label.
 
         Returns:
-            masks (B, X, Y, Z) bool, network-input voxels; valid (B,) bool (False: no eligible target in the patch).
+            masks (B, P0, P1, P2) bool, network-input voxels; valid (B,) bool (False: no eligible target in the patch).
         """
         seg_np = np.clip(seg[:, 0].detach().cpu().numpy().astype(np.int16), 0, None)  # nnU-Net pads with -1
         return pick_targets(

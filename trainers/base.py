@@ -19,7 +19,7 @@ from seganypet_nnunet.io_utils import atomic_path, plain
 
 # Budgets shared by our variants and their baselines (keys are nnUNetTrainer attribute names).
 TINY_BUDGET = {"num_epochs": 2, "num_iterations_per_epoch": 3, "num_val_iterations_per_epoch": 2, "save_every": 1}
-# CPU demo (Small plans, 2 cores): ~4-5 min of training; the lead tunes these numbers.
+# CPU demo (Small plans, 2 cores): about 4-5 min of training.
 DEMO_BUDGET = {"num_epochs": 12, "num_iterations_per_epoch": 40, "num_val_iterations_per_epoch": 4, "save_every": 4}
 
 STOCK_TRAINER_NAME = "nnUNetTrainer"

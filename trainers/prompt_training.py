@@ -23,13 +23,13 @@ def pick_targets(
     """One random prompt target per sample.
 
     Args:
-        seg: (B, X, Y, Z) integer label patches (full resolution, network-input voxels).
+        seg: (B, P0, P1, P2) integer label patches (full resolution, network-input voxels).
         rng: random generator.
         exclude_labels: label ids never used as targets (held-out classes).
         lesion_label: label id split into connected-component instances, or None.
 
     Returns:
-        masks (B, X, Y, Z) bool (all False where a sample has no target), valid (B,) bool.
+        masks (B, P0, P1, P2) bool (all False where a sample has no target), valid (B,) bool.
     """
     masks = np.zeros(seg.shape, dtype=bool)
     valid = np.zeros(seg.shape[0], dtype=bool)
@@ -59,7 +59,7 @@ class ClickState:
     def first_prompts(
         cls, masks: np.ndarray, valid: np.ndarray, rng: np.random.Generator, box_probability: float
     ) -> ClickState:
-        """A random interior click, or with ``box_probability`` a jittered box, per valid sample of (B, X, Y, Z)."""
+        """A random interior click, or with ``box_probability`` a jittered box, per valid sample of (B, P0, P1, P2)."""
         n = masks.shape[0]
         state = cls(np.zeros((n, 1, 3)), np.full((n, 1), -1, np.int64), np.zeros((n, 2, 3)), np.zeros(n, bool))
         for b in np.flatnonzero(valid):
@@ -74,7 +74,7 @@ class ClickState:
     def add_correction_clicks(
         self, pred: np.ndarray, masks: np.ndarray, valid: np.ndarray, rng: np.random.Generator
     ) -> None:
-        """Appends one click per sample in the error of ``pred`` (B, X, Y, Z) bool vs ``masks`` (padding if none)."""
+        """Appends one click per sample in the error of ``pred`` (B, P0, P1, P2) bool vs ``masks`` (padding if none)."""
         coords, labels, _ = next_clicks_batch(pred, masks, rng)
         labels = np.where(valid, labels, -1)
         self.points = np.concatenate([self.points, coords[:, None]], axis=1)
@@ -108,8 +108,8 @@ def promptable_loss(
     """Soft Dice + BCE on the mask logits, + ``iou_weight`` x MSE of the IoU head vs the achieved IoU.
 
     Args:
-        mask_logits: (B, 1, X, Y, Z) float logits; iou_pred: (B, 1) float.
-        target: (B, 1, X, Y, Z) float {0, 1}; valid: (B,) float, 0 for samples without a target (their terms are
+        mask_logits: (B, 1, P0, P1, P2) float logits; iou_pred: (B, 1) float.
+        target: (B, 1, P0, P1, P2) float {0, 1}; valid: (B,) float, 0 for samples without a target (their terms are
             multiplied by 0, which keeps every parameter in the graph).
 
     Returns:

@@ -29,3 +29,8 @@ def get_trainer_class(name: str) -> type[nnUNetTrainer]:
     if name not in TRAINERS:
         raise KeyError(f"unknown trainer {name!r}; valid names: {', '.join(sorted(TRAINERS))}")
     return TRAINERS[name]
+
+
+def heldout_labels(trainer_name: str) -> tuple[str, ...]:
+    """Label names the registered trainer ``trainer_name`` never used as prompt targets (empty if none or unknown)."""
+    return tuple(getattr(TRAINERS.get(trainer_name), "heldout_labels", ()))

@@ -319,7 +319,8 @@ def evaluate_interactive(
         auto_pred / baseline_pred: folders of label maps scored per structure (``automatic`` / ``baseline`` blocks).
         output_folder: writes ``summary.json`` and ``dice_vs_clicks.png`` there.
         file_ending: label/image file ending.
-        settings: extra settings recorded in the summary (model folder, folds, checkpoint...).
+        settings: extra settings recorded in the summary (model folder, folds, checkpoint, ``heldout_structures``
+            drawn as held out in the plot...).
     """
     if n_clicks < 1:
         raise SeganypetError(f"-n_clicks: must be >= 1, got {n_clicks}")
@@ -463,7 +464,14 @@ def evaluate_model_folder(
         if flag in kwargs and kwargs[flag] <= 0:
             raise SeganypetError(f"-{flag}: must be > 0, got {kwargs[flag]}")
     factory = session_factory(model_folder, folds, checkpoint, device, trust_checkpoint)
-    settings = {"model_folder": str(model_folder), "folds": [str(f) for f in folds], "checkpoint": checkpoint}
+    from seganypet_nnunet.trainers.registry import heldout_labels
+
+    settings = {
+        "model_folder": str(model_folder),
+        "folds": [str(f) for f in folds],
+        "checkpoint": checkpoint,
+        "heldout_structures": list(heldout_labels(model_folder.name.split("__")[0])),  # Trainer__Plans__configuration
+    }
     return evaluate_interactive(
         cases, factory, ds["labels"], output_folder=output_folder, file_ending=ending, settings=settings, **kwargs
     )
@@ -480,7 +488,6 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
         parse_folds,
     )
     from seganypet_nnunet.evaluation.protocols import add_protocol_arguments, run_protocol
-    from seganypet_nnunet.trainers.registry import TRAINERS
 
     p = argparse.ArgumentParser(description="Simulated-click interactive evaluation of a SegAnyPET model.")
     p.add_argument("-i", required=True, help="[REQUIRED] images folder (CASE_0000.nii.gz, nnU-Net raw layout)")
@@ -545,10 +552,9 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
         baseline_pred=Path(a.baseline_pred) if a.baseline_pred else None,
         trust_checkpoint=a.trust_checkpoint,
     )
-    trainer = TRAINERS.get(a.m.name.split("__")[0])  # Trainer__Plans__configuration
     rows = S.structure_table(summary, S.table_clicks(a.n_clicks))
     print("\nDice per structure (mean over targets):\n")
-    print(S.format_structure_table(rows, tuple(getattr(trainer, "heldout_labels", ()))))
+    print(S.format_structure_table(rows, summary["settings"]["heldout_structures"]))
     print(f"\nsummary: {Path(a.o) / 'summary.json'}\nplot:    {Path(a.o) / 'dice_vs_clicks.png'}")
 
 

@@ -31,10 +31,17 @@ def _colour(index: int):
     return palette[(index - 1) % len(palette)]
 
 
+BASE_X, AUTO_X = -0.9, 0.0  # x of the automatic-mode columns left of click 1
+
+
 @_default_style
 def plot_dice_vs_clicks(summary: Mapping, target: Path, title: str | None = None) -> Path:
-    """Writes a PNG: mean Dice per click per structure (one line each, from ``summary["mean"]["per_structure"]``),
-    with the automatic mode (dashed) and the nnU-Net baseline (dotted) as horizontal lines in the structure's colour.
+    """Writes a PNG: mean Dice per click per structure (one line each, from ``summary["mean"]["per_structure"]``).
+
+    Readable at a glance: the nnU-Net baseline (triangle) and our automatic mode (square) are markers in two columns
+    left of click 1, spread sideways per structure so equal values (e.g. many zeros) do not hide each other;
+    structures never used as prompt targets in training (``summary["settings"]["heldout_structures"]``) are drawn
+    dashed and labelled "held out"; the legend sits outside the axes.
 
     Args:
         summary: the dict returned by ``evaluate_interactive``.
@@ -48,45 +55,58 @@ def plot_dice_vs_clicks(summary: Mapping, target: Path, title: str | None = None
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    fig = Figure(figsize=(7.5, 4.5), dpi=110)
-    FigureCanvasAgg(fig)  # Agg canvas for this figure only
-    ax = fig.add_subplot(1, 1, 1)
-    per_structure = summary["mean"]["per_structure"]
+    per_structure = sorted(summary["mean"]["per_structure"].items())
     auto = (summary.get("automatic") or {}).get("mean", {})
     base = (summary.get("baseline") or {}).get("mean", {})
+    heldout = set(summary["settings"].get("heldout_structures") or ())
     n = summary["settings"]["n_clicks"]
-    colours = [_colour(i + 1) for i in range(len(per_structure))]
-    for colour, (name, block) in zip(colours, sorted(per_structure.items()), strict=True):
+    fig = Figure(figsize=(9.0, 4.8), dpi=110)
+    FigureCanvasAgg(fig)  # Agg canvas for this figure only
+    ax = fig.add_subplot(1, 1, 1)
+    has_ref = bool(auto or base)
+    spread = [(i - (len(per_structure) - 1) / 2) * 0.5 / max(len(per_structure), 1) for i in range(len(per_structure))]
+    for i, (name, block) in enumerate(per_structure):
+        colour, held = _colour(i + 1), name in heldout
         clicks = [row["click"] for row in block["per_click"]]
+        label = f"{name} (n={block['n_targets']})" + (" — held out" if held else "")
         ax.plot(
             clicks,
             [row["dice"] for row in block["per_click"]],
-            "-o",
+            "--" if held else "-",
+            marker="o",
             color=colour,
-            ms=3,
-            label=f"{name} (n={block['n_targets']})",
+            ms=3.5,
+            lw=1.6,
+            label=label,
         )
-        if auto.get(name) is not None:
-            ax.axhline(auto[name], color=colour, ls="--", lw=1)
-        if base.get(name) is not None:
-            ax.axhline(base[name], color=colour, ls=":", lw=1.2)
+        for values, marker, x in ((base, "^", BASE_X), (auto, "s", AUTO_X)):
+            if values.get(name) is not None:
+                ax.plot(
+                    x + spread[i], values[name], marker, color=colour, ms=5, mfc="none" if marker == "s" else colour
+                )
     handles, _ = ax.get_legend_handles_labels()
     if auto:
-        handles.append(Line2D([], [], color="grey", ls="--", label="automatic mode"))
+        handles.append(Line2D([], [], color="grey", ls="none", marker="s", mfc="none", label="ours, automatic mode"))
     if base:
-        handles.append(Line2D([], [], color="grey", ls=":", label="nnU-Net baseline"))
-    ax.set_xlim(0.8, n + 0.2)
-    ax.set_xticks(range(1, n + 1))
-    ax.set_ylim(0.0, 1.05)
+        handles.append(Line2D([], [], color="grey", ls="none", marker="^", label="nnU-Net baseline, automatic"))
+    if heldout:
+        handles.append(Line2D([], [], color="grey", ls="--", label="held out: never a prompt target in training"))
+    ref_ticks = [(x, label) for x, label, v in ((BASE_X, "nnU-Net\nauto", base), (AUTO_X, "ours\nauto", auto)) if v]
+    ticks = ref_ticks + [(k, str(k)) for k in range(1, n + 1)]
+    ax.set_xticks([x for x, _ in ticks], [label for _, label in ticks])
+    ax.set_xlim(BASE_X - 0.5 if base else AUTO_X - 0.5 if auto else 0.7, n + 0.3)
+    if has_ref:
+        ax.axvline(0.5, color="grey", lw=0.8)
+    ax.set_ylim(-0.04, 1.04)
     ax.set_xlabel("clicks")
     ax.set_ylabel("mean Dice (after each click)")
     ax.set_title(title or f"Dice vs clicks ({summary['settings']['protocol']} protocol)")
     ax.grid(alpha=0.3)
     if handles:
-        ax.legend(handles=handles, fontsize=7, loc="lower right", ncol=2 if len(handles) > 8 else 1)
+        ax.legend(handles=handles, fontsize=7.5, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     with io_utils.atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", bbox_inches="tight")
     return Path(target)
 
 

@@ -1,12 +1,15 @@
-"""Pure coordinate conversions between the spaces of docs/DESIGN.md (COORDINATE SPACES table).
+"""Coordinate conversions between the spaces of docs/DESIGN.md (coordinate spaces table), the world-geometry
+carrier (``geometry_reference``), the one bounds rule for prompts (``inside_image``) and a mask's way into
+preprocessed space (``mask_to_preprocessed``).
 
 Chain (forward = what nnU-Net's ``DefaultPreprocessor.run_case_npy`` does to the array, in that order)::
 
     world mm LPS (x, y, z)
       <-> original voxel, ITK index (i, j, k)          SimpleITK Transform*Point*/Transform*Index*
       <-> array (z, y, x)                              reversed axis order (sitk.GetArrayFromImage)
-      <-> preprocessed voxel                           transpose_forward, minus crop-to-non-zero bbox start,
-                                                       resampling with align_corners=False at scale new/old shape
+      <-> transposed, uncropped (P0, P1, P2)           transpose_forward
+      <-> cropped, before resampling (P0, P1, P2)      minus the crop-to-non-zero bbox start
+      <-> preprocessed voxel (P0, P1, P2)              resampling with align_corners=False at scale new/old shape
 
 The resampling map is the one nnU-Net's resampling applies (skimage ``resize`` / its own separate-z
 ``map_coordinates``, both align_corners=False): input coordinate = (output + 0.5) * old/new - 0.5, with the new shape
@@ -115,6 +118,42 @@ def inside_image(points_ijk: Sequence[float] | np.ndarray, size_ijk: Sequence[in
     arr = np.asarray(points_ijk, dtype=float)
     size = np.asarray(size_ijk, dtype=float)
     return ((arr >= -0.5) & (arr <= size - 0.5)).all(axis=-1)
+
+
+def prompt_to_voxel(
+    coords: Sequence[float] | np.ndarray,
+    space: str,
+    reference: sitk.Image,
+    size_ijk: Sequence[int],
+    what: str,
+    check: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Validates prompt points and returns them as original voxel (i, j, k) (one conversion per point).
+
+    Args:
+        coords: (3,) or (N, 3) in ``space`` ("world": mm LPS (x, y, z); "voxel": original ITK index (i, j, k)).
+        reference: the image's geometry carrier (``geometry_reference``).
+        size_ijk: image size, ITK order (i, j, k).
+        what: prompt name for the error message (e.g. ``"add_point"``).
+        check: rows to bounds-check with ``inside_image`` (default: all).
+    Raises:
+        ValueError: one line: not 3 finite numbers per point, unknown space, or a point outside the image.
+    """
+    arr = np.asarray(coords, dtype=float)
+    if arr.shape[-1:] != (3,) or arr.ndim > 2 or not np.isfinite(arr).all():
+        raise ValueError(f"{what}: coordinate must be 3 finite numbers, got {coords!r}")
+    if space not in ("world", "voxel"):
+        raise ValueError(f"{what}: space must be 'world' or 'voxel', got {space!r}")
+    ijk = to_voxel(arr, space, reference)
+    rows = list(check) if check is not None else list(range(len(np.atleast_2d(arr))))
+    inside = inside_image(np.atleast_2d(ijk)[rows], size_ijk)
+    if not inside.all():
+        row = rows[int(np.argmin(inside))]
+        raise ValueError(
+            f"{what}: {list(np.atleast_2d(arr)[row])} ({space}) lies outside the image (voxel i,j,k "
+            f"{list(np.atleast_2d(ijk)[row].round(2))}, size {list(size_ijk)})"
+        )
+    return ijk
 
 
 def _as_points(points: Sequence[float] | np.ndarray) -> tuple[np.ndarray, bool]:

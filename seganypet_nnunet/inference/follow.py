@@ -1,9 +1,10 @@
 """Targets larger than one patch (liver, lungs, bulky lesions): follow the mask across neighbouring crops.
 
 A pure algorithm over a ``segment_crop(crop_box, prev_logits_crop) -> logits_crop`` callable. All boxes and arrays are
-in **preprocessed voxel** space (the session's full-image logit buffer); a box is ``((z0, z1), (y0, y1), (x0, x1))``
-half-open in preprocessed axis order. This mirrors SegAnyPET's "extend with a 50 % overlapping window when the
-prediction touches the edge" (seganypet_sam_med3d.md §3.9) and nnInteractive's border-change check (§2.5).
+in **preprocessed voxel** space, axes (P0, P1, P2) (the session's full-image logit buffer); a box is
+``((start0, stop0), (start1, stop1), (start2, stop2))``, half-open, one pair per preprocessed axis. This mirrors
+SegAnyPET's "extend with a 50 % overlapping window when the prediction touches the edge" and nnInteractive's
+border-change check.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def follow_object(
 
     Args:
         segment_crop: ``(box, prev_logits_crop) -> logits_crop``; both arrays have the box's shape.
-        logits: (Z, Y, X) float full-image logit buffer in preprocessed voxel space; **updated in place**.
+        logits: (P0, P1, P2) float full-image logit buffer in preprocessed voxel space; **updated in place**.
         first_box: crop to segment first (preprocessed voxel space, half-open).
         patch: (3,) patch size; neighbouring crops are shifted by ``patch // 2``.
         max_crops: upper bound on crops run (>= 1).

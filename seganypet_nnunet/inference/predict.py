@@ -177,7 +177,7 @@ def predict_prompted(
                     continue  # only negative clicks (e.g. an autoPET case without lesion): the target stays empty
                 for b in t.boxes:
                     session.add_box(b.min, b.max, space=b.space)
-                for p in t.points:
+                for p in sorted(t.points, key=lambda p: not p.positive):  # a target starts with a positive click
                     session.add_point(p.coord, positive=p.positive, space=p.space)
             names = [t.name for t in targets]
             if per_target_files:

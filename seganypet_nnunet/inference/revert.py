@@ -27,7 +27,7 @@ def _spacings(properties: dict, cm: ConfigurationManager, geom: PreprocessingGeo
 def revert_full(
     logits_pre: np.ndarray, geom: PreprocessingGeometry, cm: ConfigurationManager, properties: dict
 ) -> np.ndarray:
-    """(Z', Y', X') logits in preprocessed voxel space -> (z, y, x) logits in the original array (nnU-Net's export).
+    """(P0, P1, P2) logits in preprocessed voxel space -> (z, y, x) logits in the original array (nnU-Net's export).
 
     Voxels outside the crop-to-non-zero box get ``BACKGROUND_LOGIT``.
     """
@@ -44,7 +44,8 @@ def revert_full(
 class RegionReverter:
     """Recomputes the original-space logits of the voxels whose value depends on a preprocessed box.
 
-    Works in the **transposed, uncropped** array (nnU-Net's ``shape_before_cropping`` space); callers transpose back.
+    Works in the **transposed, uncropped** array (axes (P0, P1, P2), nnU-Net's ``shape_before_cropping``); callers
+    transpose back.
     """
 
     def __init__(self, geom: PreprocessingGeometry, cm: ConfigurationManager, properties: dict) -> None:
@@ -101,3 +102,12 @@ class RegionReverter:
             w = w.reshape(shape)
             block = np.take(block, i0, axis=axis) * (1 - w) + np.take(block, i1, axis=axis) * w
         return block
+
+    def update_mask(self, mask_t: np.ndarray, logits_pre: np.ndarray, boxes: list) -> None:
+        """Rewrites ``mask_t`` (uint8, transposed uncropped space) where preprocessed ``boxes`` of ``logits_pre``
+        may have changed it: logits > 0, resampled exactly like nnU-Net's export."""
+        for box in boxes:
+            region = self.cropped_region(box)
+            block = self.resample_region(logits_pre, region) > 0
+            dst = tuple(slice(a + o, b + o) for (a, b), (o, _) in zip(region, self.geom.bbox, strict=True))
+            mask_t[dst] = block

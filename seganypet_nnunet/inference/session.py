@@ -201,7 +201,9 @@ class SegAnyPETSession:
 
     def add_box(self, corner_min: Sequence[float], corner_max: Sequence[float], space: str = "world") -> np.ndarray:
         """Box from two inclusive corners (world mm LPS (x, y, z) or original voxel (i, j, k)); one per target."""
-        lo, hi = self._finite(corner_min, "add_box min"), self._finite(corner_max, "add_box max")
+        lo, hi = np.asarray(corner_min, float), np.asarray(corner_max, float)
+        if lo.shape != (3,) or hi.shape != (3,) or not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+            raise ValueError(f"add_box: corners must be 3 finite numbers each, got {corner_min!r}, {corner_max!r}")
         if (lo > hi).any():
             axis = int(np.argmax(lo > hi))
             raise ValueError(f"add_box: min {list(lo)} exceeds max {list(hi)} on axis {axis} ({space})")
@@ -317,34 +319,10 @@ class SegAnyPETSession:
         return out, names
 
     # ---------------------------------------------------------------------------------------------- internals
-    @staticmethod
-    def _finite(coord, what: str) -> np.ndarray:
-        arr = np.asarray(coord, dtype=float)
-        if arr.shape[-1:] != (3,) or arr.ndim > 2 or not np.isfinite(arr).all():
-            raise ValueError(f"{what}: coordinate must be 3 finite numbers, got {coord!r}")
-        return arr
-
     def _to_voxel(self, coords, space: str, what: str, check: Sequence[int] | None = None) -> np.ndarray:
-        """Validates points (world (x, y, z) or original voxel (i, j, k)); returns them as original voxel (i, j, k).
-
-        Args:
-            coords: (3,) or (N, 3) in ``space``.
-            check: rows to bounds-check (default: all).
-        """
+        """Validated points (world (x, y, z) or original voxel (i, j, k)) as original voxel (i, j, k)."""
         self._require_image()
-        arr = self._finite(coords, what)
-        if space not in ("world", "voxel"):
-            raise ValueError(f"{what}: space must be 'world' or 'voxel', got {space!r}")
-        ijk = C.to_voxel(arr, space, self.reference)
-        rows = list(check) if check is not None else list(range(len(np.atleast_2d(arr))))
-        inside = C.inside_image(np.atleast_2d(ijk)[rows], self.image_size_ijk)
-        if not inside.all():
-            row = rows[int(np.argmin(inside))]
-            raise ValueError(
-                f"{what}: {list(np.atleast_2d(arr)[row])} ({space}) lies outside the image (voxel i,j,k "
-                f"{list(np.atleast_2d(ijk)[row].round(2))}, size {list(self.image_size_ijk)})"
-            )
-        return ijk
+        return C.prompt_to_voxel(coords, space, self.reference, self.image_size_ijk, what, check)
 
     def _check_points(self, t: _Target, labels: list[int], what: str) -> None:
         """Rejects negative-only prompting of an empty target and more points than the model accepts."""
@@ -451,15 +429,10 @@ class SegAnyPETSession:
 
     def _refresh_mask(self, t: _Target, boxes: list) -> None:
         """Re-export the original-space mask where ``boxes`` (preprocessed voxel space) may have changed it."""
-        g = self.geometry
         if t.logits is None:
             t.mask_t = None
             return
         if t.mask_t is None:
-            t.mask_t = np.zeros(g.shape_before_cropping, np.uint8)
-            boxes = [tuple((0, n) for n in g.preprocessed_shape)]
-        for bx in boxes:
-            region = self._reverter.cropped_region(bx)
-            block = self._reverter.resample_region(t.logits, region) > 0
-            dst = tuple(slice(a + o, b + o) for (a, b), (o, _) in zip(region, g.bbox, strict=True))
-            t.mask_t[dst] = block
+            t.mask_t = np.zeros(self.geometry.shape_before_cropping, np.uint8)
+            boxes = [tuple((0, n) for n in self.geometry.preprocessed_shape)]
+        self._reverter.update_mask(t.mask_t, t.logits, boxes)

@@ -31,7 +31,7 @@ def sample_at_points(features: torch.Tensor, points: torch.Tensor, patch_shape: 
     Args:
         features: (B, C, *grid) float; cell i of axis a covers input voxels [i * s_a, (i + 1) * s_a), s = patch/grid.
         points: (B, N, 3) float network-input voxel indices (input-tensor axis order).
-        patch_shape: (X, Y, Z) network-input patch shape.
+        patch_shape: (P0, P1, P2) network-input patch shape.
 
     Returns:
         (B, N, C) float features at the points (border values outside the patch).
@@ -71,7 +71,7 @@ class ClickEncoder(nn.Module):
             points: (B, N, 3) float network-input voxels or None; labels: (B, N) int64 1 / 0 / -1 (padding).
             highres_unit: (B, C, *hr) float cached high-resolution map, unit length over channels
                 (``ImageEmbedding.highres_unit``).
-            patch_shape: (X, Y, Z) network-input patch shape.
+            patch_shape: (P0, P1, P2) network-input patch shape.
             mask: (B, 1, *patch) float previous mask logits or None; mask_present: (B,) bool or None (= all).
 
         Returns:

@@ -40,7 +40,7 @@ class InputTransform(nn.Module):
         self.register_buffer("log_channels", torch.tensor([t == "log1p_suv" for t in transforms]), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, C, X, Y, Z) float, network-input voxels -> same shape/dtype."""
+        """x: (B, C, P0, P1, P2) float, network-input voxels -> same shape/dtype."""
         if not any(t == "log1p_suv" for t in self.transforms):
             return x
         if all(t == "log1p_suv" for t in self.transforms):
@@ -156,7 +156,7 @@ class UNetImageEncoder(nn.Module):
         """Runs transform + encoder + decoder once.
 
         Args:
-            x: (B, C_in, X, Y, Z) float, network-input voxels (preprocessed by nnU-Net).
+            x: (B, C_in, P0, P1, P2) float, network-input voxels (preprocessed by nnU-Net).
 
         Returns:
             (seg, levels): ``seg`` exactly as the stock U-Net forward returns it; ``levels[e]`` (B, C_e, *spatial_e)

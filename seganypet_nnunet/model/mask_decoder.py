@@ -86,7 +86,7 @@ class MaskDecoder3D(nn.Module):
             sparse: (B, Nt, C) float prompt tokens.
             dense: (B, C, *grid) float dense prompt embedding.
             highres_map: (B, mask_channels, *hr_grid) float cached high-resolution map.
-            patch_shape: (X, Y, Z) network-input patch shape.
+            patch_shape: (P0, P1, P2) network-input patch shape.
             multimask: return the ``num_multimask_outputs`` extra masks instead of the single mask.
             click_maps: (B, num_click_maps, *hr_grid) float ``ClickEncoder`` maps; required iff num_click_maps > 0.
 

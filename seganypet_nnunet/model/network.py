@@ -35,7 +35,7 @@ class ImageEmbedding:
         auto_logits: (B, num_classes, *patch) float automatic (nnU-Net head) logits at full patch resolution.
         auto_output: exactly what ``forward(x)`` returns for the current ``decoder.deep_supervision`` setting
             (list of logits finest first, or one tensor) -- feed it to nnU-Net's loss.
-        patch_shape: (X, Y, Z) spatial shape of the network input.
+        patch_shape: (P0, P1, P2) spatial shape of the network input.
         highres_unit: ``highres_map`` normalised to unit length over channels (the click encoder's feature
             similarity), computed once here because it costs about a quarter of a click at 128^3; None without
             click maps.
@@ -58,7 +58,8 @@ class SegAnyPETNet(nn.Module):
     """Promptable 3D segmentation network built from nnU-Net plans (see docs/DESIGN.md, Network contract).
 
     ``forward(x)`` is the automatic nnU-Net path; ``encode`` / ``decode`` is the promptable path. All spatial
-    tensors are (B, C, X, Y, Z) in network-input voxel space, axis order of the input tensor.
+    tensors are (B, C, P0, P1, P2) in network-input voxel space: nnU-Net's preprocessed axes (array axes permuted by
+    the plans' ``transpose_forward``, docs/DESIGN.md), not ITK's (x, y, z).
     """
 
     def __init__(
@@ -130,11 +131,11 @@ class SegAnyPETNet(nn.Module):
         """Automatic segmentation, no prompts.
 
         Args:
-            x: (B, C_in, X, Y, Z) float, nnU-Net-preprocessed patch.
+            x: (B, C_in, P0, P1, P2) float, nnU-Net-preprocessed patch.
 
         Returns:
             list of (B, num_classes, *scale_shape) logits finest first if ``decoder.deep_supervision``, else one
-            (B, num_classes, X, Y, Z) tensor -- exactly like PlainConvUNet.
+            (B, num_classes, P0, P1, P2) tensor -- exactly like PlainConvUNet.
         """
         self._check_input(x)
         return self.image_encoder(x)[0]
@@ -152,7 +153,7 @@ class SegAnyPETNet(nn.Module):
         """Runs the backbone once; returns automatic outputs and the cached prompt-independent maps.
 
         Args:
-            x: (B, C_in, X, Y, Z) float, nnU-Net-preprocessed patch (network-input voxels).
+            x: (B, C_in, P0, P1, P2) float, nnU-Net-preprocessed patch (network-input voxels).
 
         Returns:
             ImageEmbedding; ``auto_output`` honours ``decoder.deep_supervision`` so the trainer can compute the
@@ -189,7 +190,7 @@ class SegAnyPETNet(nn.Module):
             multimask: return the ``num_multimask_outputs`` alternative masks instead of the single mask.
 
         Returns:
-            (mask_logits (B, M, X, Y, Z) float at full patch resolution, iou (B, M) float), M = 1 unless multimask.
+            (mask_logits (B, M, P0, P1, P2) float at full patch resolution, iou (B, M) float), M = 1 unless multimask.
         """
         if multimask and self.config.num_multimask_outputs == 0:
             raise ValueError("decode(multimask=True) needs PromptableConfig.num_multimask_outputs > 0")
@@ -258,7 +259,7 @@ class SegAnyPETNet(nn.Module):
 
     def _check_input(self, x: torch.Tensor) -> tuple[int, int, int]:
         if x.ndim != 5:
-            raise ValueError(f"SegAnyPETNet expects (B, C, X, Y, Z) input, got shape {tuple(x.shape)}")
+            raise ValueError(f"SegAnyPETNet expects (B, C, P0, P1, P2) input, got shape {tuple(x.shape)}")
         return self.prompt_grid_shape(x.shape[2:])
 
 

@@ -40,7 +40,7 @@ class PositionEmbeddingRandom3D(nn.Module):
 
 
 class LayerNorm3d(nn.Module):
-    """LayerNorm over the channel axis of (B, C, X, Y, Z) tensors."""
+    """LayerNorm over the channel axis of (B, C, P0, P1, P2) tensors."""
 
     def __init__(self, *, num_channels: int, eps: float = 1e-6) -> None:
         super().__init__()
@@ -146,7 +146,7 @@ class PromptEncoder3D(nn.Module):
         Args:
             prompts: see ``Prompts``; coordinates in network-input voxel space, input-tensor axis order.
             batch: B.
-            patch_shape: spatial shape of the network input (X, Y, Z).
+            patch_shape: spatial shape of the network input (P0, P1, P2).
             grid_shape: token grid (patch // token stride).
             device: device of the image tokens.
             point_features: (B, N, embed_dim) float image tokens sampled at the points (``sample_at_points``), or

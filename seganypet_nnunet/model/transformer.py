@@ -113,8 +113,8 @@ class TwoWayTransformer(nn.Module):
         """Runs the two-way exchange.
 
         Args:
-            image_embedding: (B, C, X, Y, Z) float image tokens on the token grid.
-            image_pe: (1 or B, C, X, Y, Z) float dense positional encoding.
+            image_embedding: (B, C, P0, P1, P2) float image tokens on the token grid.
+            image_pe: (1 or B, C, P0, P1, P2) float dense positional encoding.
             point_embedding: (B, Nt, C) float output/prompt tokens.
 
         Returns:

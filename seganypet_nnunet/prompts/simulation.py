@@ -216,7 +216,7 @@ def next_clicks_batch(
     """``next_click`` for each sample of a batch.
 
     Args:
-        preds: Bool (B, X, Y, Z) predictions (or (B, 1, X, Y, Z)), any spatial axis order.
+        preds: Bool (B, P0, P1, P2) predictions (or (B, 1, P0, P1, P2)), any spatial axis order.
         targets: Bool reference masks, same shape as ``preds``.
         rng: See ``next_click``.
         spacing: See ``next_click`` (spatial axis order of the arrays).
@@ -247,7 +247,7 @@ def first_clicks_batch(
     """``first_click`` for each sample of a batch; empty targets get no click.
 
     Args:
-        targets: Bool (B, X, Y, Z) or (B, 1, X, Y, Z) masks, any spatial axis order.
+        targets: Bool (B, P0, P1, P2) or (B, 1, P0, P1, P2) masks, any spatial axis order.
         rng: See ``first_click``.
         interior_fraction: See ``first_click``.
 
@@ -270,5 +270,5 @@ def _batch_spatial(arr: np.ndarray, name: str) -> np.ndarray:
     if arr.ndim == 5 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 4:
-        raise ValueError(f"{name} must have shape (B, X, Y, Z) or (B, 1, X, Y, Z), got {arr.shape}")
+        raise ValueError(f"{name} must have shape (B, P0, P1, P2) or (B, 1, P0, P1, P2), got {arr.shape}")
     return _bool_only(arr, name)

@@ -144,6 +144,7 @@ def _preprocess_both(
 
 def plan_and_preprocess(
     dataset_ids: Sequence[int],
+    *,
     planner: str = "SegAnyPETPlanner",
     configurations: Sequence[str] = DEFAULT_CONFIGURATIONS,
     num_processes: int | Sequence[int] | None = None,

@@ -1,7 +1,7 @@
 """``seganypet_train``: nnUNetv2_train's grammar and results layout, with trainer CLASSES from our registry.
 
 nnU-Net's own launcher resolves ``-tr`` by name inside nnunetv2, which breaks on machines whose torchvision cannot be
-imported (reference notes, nnunet_on_cpu.md §4.3). This one passes class objects and otherwise reuses nnU-Net's
+imported (a CUDA build of torchvision on a CPU torch). This one passes class objects and otherwise reuses nnU-Net's
 functions (``find_free_network_port``, DDP setup). Checkpoints (``--c``, ``--val``, ``--val_best``,
 ``-pretrained_weights``) are read only through ``checkpoint_io.load_checkpoint`` (weights_only; ``--trust_checkpoint``
 opts in for trusted files), never through nnU-Net's ``torch.load(weights_only=False)``.

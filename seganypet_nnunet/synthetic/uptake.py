@@ -1,6 +1,6 @@
 """Tracer uptake: SUV per tissue for FDG and PSMA, lesion SUVs, low-frequency texture.
 
-Ranges follow docs/reference pet_data_and_tools.md §5.3 (FDG about 60 min p.i., SUVbw; 68Ga-PSMA-11).
+Ranges are published normal-organ SUVs (FDG about 60 min p.i., SUVbw; 68Ga-PSMA-11).
 Each case draws one SUV per tissue uniformly (log-uniformly for the wide urine ranges) from its profile.
 """
 

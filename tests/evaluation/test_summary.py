@@ -80,3 +80,23 @@ def test_table_clicks_first_third_and_last():
     assert table_clicks(10) == (1, 3, 10)
     assert table_clicks(2) == (1, 2)
     assert table_clicks(1) == (1,)
+
+
+def test_dice_vs_clicks_plot_with_references_and_heldout(tmp_path):
+    import SimpleITK as sitk
+
+    from seganypet_nnunet.evaluation.plot import plot_dice_vs_clicks
+
+    names = ["aorta", "liver", "spleen"]
+    per = {n: {"n_targets": 2, "per_click": [{"click": k, "dice": 0.2 * k} for k in (1, 2, 3)]} for n in names}
+    zeros = {n: 0.0 for n in names}  # equal reference values: drawn side by side, not on top of each other
+    summary = {
+        "mean": {"per_structure": per},
+        "automatic": {"mean": zeros},
+        "baseline": {"mean": zeros},
+        "settings": {"n_clicks": 3, "protocol": "deterministic", "heldout_structures": ["spleen"]},
+    }
+    out = plot_dice_vs_clicks(summary, tmp_path / "plot.png")
+    width, height = sitk.ReadImage(str(out)).GetSize()[:2]
+    assert width > 1.4 * height  # the legend sits outside the axes, to the right
+    assert not list(tmp_path.glob(".*"))

@@ -114,6 +114,15 @@ def test_prompted_writes_label_map_and_per_target(model, tmp_path):
     out3 = tmp_path / "out3"
     predict_prompted(folder, raw / "imagesTs", out3, clicks)
     assert json.loads((out3 / "test00.json").read_text()) == {"labels": {"1": "lesion"}}
+    clicks.write_text(json.dumps({"background": [[3, 4, 5]], "tumor": [[12, 18, 20]]}))  # background listed first
+    out4 = tmp_path / "out4"
+    predict_prompted(folder, raw / "imagesTs", out4, clicks)  # not rejected as a negative-only start
+    assert json.loads((out4 / "test00.json").read_text()) == {"labels": {"1": "lesion"}}
+    clicks.write_text(json.dumps({"background": [[3, 4, 5]]}))  # a case without lesion: only negative clicks
+    out5 = tmp_path / "out5"
+    predict_prompted(folder, raw / "imagesTs", out5, clicks)
+    assert json.loads((out5 / "test00.json").read_text()) == {"labels": {"1": "lesion"}}
+    assert not sitk.GetArrayFromImage(sitk.ReadImage(str(out5 / "test00.nii.gz"))).any()
 
 
 BAD = {

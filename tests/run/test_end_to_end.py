@@ -173,7 +173,7 @@ def test_stock_nnunetv2_train_via_ext_trainer(pipeline):
     if not _torchvision_importable():
         pytest.skip(
             "import torchvision fails here (CUDA build on CPU torch): nnU-Net's lookup of any trainer name "
-            "but nnUNetTrainer crashes before reaching nnUNet_extTrainer (reference nnunet_on_cpu.md §4.3)"
+            "but nnUNetTrainer crashes before reaching nnUNet_extTrainer"
         )
     from seganypet_nnunet.paths import trainer_ext_folder
 
