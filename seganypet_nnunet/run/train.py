@@ -77,6 +77,13 @@ def _run(
     if val_with_best and disable_checkpointing:
         raise ValueError("--val_best is not compatible with --disable_checkpointing")
     trainer.disable_checkpointing = disable_checkpointing
+    if pretrained_weights is not None and not continue_training and not only_run_validation:
+        from seganypet_nnunet.run.import_checkpoint import load_pretrained_weights  # released or nnU-Net format
+
+        if not trainer.was_initialized:
+            trainer.initialize()
+        load_pretrained_weights(trainer.network, pretrained_weights)
+        pretrained_weights = None
     maybe_load_checkpoint(trainer, continue_training, only_run_validation, pretrained_weights)
     if torch.cuda.is_available():
         cudnn.deterministic = False
@@ -184,7 +191,9 @@ def train_entry() -> None:
     p.add_argument("fold", type=str, help="Fold of the 5-fold cross-validation (0-4) or 'all'")
     p.add_argument("-tr", default="SegAnyPETTrainer", help=f"[OPTIONAL] trainer class, one of: {', '.join(TRAINERS)}")
     p.add_argument("-p", default="SegAnyPETPlans", help="[OPTIONAL] plans identifier. Default: SegAnyPETPlans")
-    p.add_argument("-pretrained_weights", default=None, help="[OPTIONAL] nnU-Net checkpoint to start from")
+    p.add_argument(
+        "-pretrained_weights", default=None, help="[OPTIONAL] nnU-Net or released SAM-Med3D checkpoint to start from"
+    )
     p.add_argument("-num_gpus", type=int, default=1, help="[OPTIONAL] number of GPUs (DDP)")
     p.add_argument("--npz", action="store_true", help="[OPTIONAL] save validation probabilities (.npz)")
     p.add_argument("--c", action="store_true", help="[OPTIONAL] continue training from the latest checkpoint")
