@@ -447,11 +447,36 @@ def evaluate_entry() -> None:
     p.add_argument("-auto_pred", default=None, help="[OPTIONAL] automatic-mode segmentations folder")
     p.add_argument("-baseline_pred", default=None, help="[OPTIONAL] nnU-Net baseline segmentations folder")
     p.add_argument("-device", default="cpu", help="[OPTIONAL] cpu (default), cuda or mps")
+    p.add_argument(
+        "--protocol",
+        choices=("ours", "sam_med3d", "both"),
+        default="ours",
+        help="[OPTIONAL] ours (summary.json), SAM-Med3D's oracle protocol (summary_sam_med3d.json) or both",
+    )
     a = p.parse_args()
     if a.m is None and a.d is None:
         p.error("give -m MODEL_FOLDER or -d DATASET (with -c/-p/-tr)")
     a.m = a.m or model_folder(a)
     folds = parse_folds(a.f)
+    if a.protocol != "ours":
+        from seganypet_nnunet.evaluation.sam_med3d_protocol import evaluate_model_folder_sam_med3d
+
+        inst = Path(a.instances) if a.instances else None
+        kw = dict(n_clicks=a.n_clicks, tolerance_mm=a.tolerance_mm, target_names=a.targets, seed=a.seed)
+        evaluate_model_folder_sam_med3d(
+            Path(a.m),
+            Path(a.i),
+            Path(a.ref),
+            Path(a.o),
+            folds=folds,
+            checkpoint=a.chk,
+            device=a.device,
+            instances_dir=inst,
+            lesion_names=a.lesion_labels,
+            **kw,
+        )
+        if a.protocol == "sam_med3d":
+            return
     evaluate_model_folder(
         Path(a.m),
         Path(a.i),
