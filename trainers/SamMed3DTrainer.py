@@ -18,6 +18,15 @@ from seganypet_nnunet.trainers.base import CUDA, SeganypetBaseTrainer
 from seganypet_nnunet.trainers.prompt_training import pick_targets
 
 
+def _plain(value):
+    """numpy scalars / arrays (also inside lists) -> Python floats / lists, so ``weights_only`` loading works."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    return value
+
+
 class MultiStepGroupLR:
     """SAM-Med3D's step decay (x ``gamma`` at each milestone epoch) that keeps each group's own base lr.
 
@@ -165,6 +174,14 @@ class SamMed3DTrainer(SeganypetBaseTrainer):
             "SamMed3DTrainer: prompt-only model, nnU-Net's automatic validation skipped; evaluate with "
             "seganypet_evaluate --protocol sam_med3d (or ours)"
         )
+
+    def save_checkpoint(self, filename: str) -> None:
+        """As the base, with nnU-Net's numpy log scalars made plain floats (``load_checkpoint`` reads it safely)."""
+        log = getattr(self.logger, "local_logger", self.logger).my_fantastic_logging  # nnU-Net 2.8: MetaLogger
+        for key in log:
+            log[key] = _plain(log[key])
+        self._best_ema = _plain(self._best_ema)
+        super().save_checkpoint(filename)
 
     # ------------------------------------------------------------------------------------------------ internals
     def _click_loop(self, batch: dict, train: bool) -> tuple[torch.Tensor, tuple]:

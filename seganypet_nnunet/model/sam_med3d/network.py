@@ -92,14 +92,15 @@ class SamMed3DEmbedding:
         image_embeddings: (B, 384, 8, 8, 8) float, weights' axis order.
         image_pe: (1, 384, 8, 8, 8) float dense positional encoding.
         patch_shape: spatial shape of the network input (network-input axis order).
-        recent: low-res logits (weights' axis order) of the last few inference decodes; a previous-mask prompt
-            equal to the full-resolution output of one of them is fed back as those exact low-res logits.
+        recent: (low-res logits in the weights' axis order, per-sample sum of the full-resolution output) of the
+            last few inference decodes; a previous-mask prompt equal to one of those outputs is fed back as its
+            exact low-res logits.
     """
 
     image_embeddings: torch.Tensor
     image_pe: torch.Tensor
     patch_shape: tuple[int, int, int]
-    recent: list[torch.Tensor] = field(default_factory=list)
+    recent: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
     @property
     def batch_size(self) -> int:
@@ -240,7 +241,7 @@ class SamMed3DNet(nn.Module):
         low, iou = self.decode_lowres(embedding, points, labels, lowres, multimask)
         full = self.upsample(low)
         if not multimask and not torch.is_grad_enabled():
-            embedding.recent = [low] + embedding.recent[: RECENT_LOWRES - 1]
+            embedding.recent = [(low, full.double().sum(dim=(1, 2, 3, 4)))] + embedding.recent[: RECENT_LOWRES - 1]
         return full, iou
 
     def upsample(self, low: torch.Tensor) -> torch.Tensor:
@@ -278,9 +279,12 @@ class SamMed3DNet(nn.Module):
         shape = self.prompt_encoder.mask_shape
         if mask is None:
             return torch.zeros((batch, 1, *shape), device=device)
+        if present is not None and not bool(present.any()):
+            return torch.zeros((batch, 1, *shape), device=device)
         mask = mask.to(device).float()
-        for low in embedding.recent:
-            if low.shape[0] == mask.shape[0] and torch.equal(self.upsample(low), mask):
+        sums = mask.double().sum(dim=(1, 2, 3, 4))
+        for low, full_sums in embedding.recent:  # cheap sum check first, then the exact comparison
+            if low.shape[0] == mask.shape[0] and torch.equal(sums, full_sums) and torch.equal(self.upsample(low), mask):
                 out = low
                 break
         else:
