@@ -115,6 +115,8 @@ class SamMed3DTrainer(SeganypetBaseTrainer):
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict, device: torch.device = CUDA):
         super().__init__(plans, configuration, fold, dataset_json, device)
+        if self.is_ddp:  # encode/decode bypass DistributedDataParallel.forward: gradients would not be averaged
+            raise NotImplementedError(f"{type(self).__name__}: DDP (multi-GPU) is unsupported; use -num_gpus 1")
         self.enable_deep_supervision = False
         self.initial_lr = 8e-5
         self.weight_decay = 0.1
@@ -229,7 +231,7 @@ class SamMed3DTrainer_frozenEncoder(SamMed3DTrainer):
 
 
 class SamMed3DTrainer_tiny(SamMed3DTrainer_frozenEncoder):
-    """Tests on CPU: frozen encoder, 3 decoder passes, 2 epochs x 2 iterations, checkpoint every epoch."""
+    """Tests on CPU: frozen encoder, 3 decoder passes, 2 epochs x 1 iteration, checkpoint every epoch."""
 
     num_click_iterations = 3
-    budget = {"num_epochs": 2, "num_iterations_per_epoch": 2, "num_val_iterations_per_epoch": 1, "save_every": 1}
+    budget = {"num_epochs": 2, "num_iterations_per_epoch": 1, "num_val_iterations_per_epoch": 1, "save_every": 1}

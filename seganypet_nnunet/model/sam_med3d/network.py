@@ -129,7 +129,10 @@ class SamMed3DNet(nn.Module):
 
     Constructed by nnU-Net from the plans: ``SamMed3DNet(input_channels=1, num_classes=..., deep_supervision=...,
     sam_med3d=asdict(SamMed3DConfig))``. ``num_classes`` is recorded only (one binary mask per target).
+    ``prompt_only`` tells callers (automatic prediction) up front that ``forward`` raises.
     """
+
+    prompt_only = True
 
     def __init__(
         self,
