@@ -29,6 +29,7 @@ CONSOLE_SCRIPTS = [
     "seganypet_convert_generic = seganypet_nnunet.dataset_conversion.generic_folder:convert_entry",
     "seganypet_plan_and_preprocess = seganypet_nnunet.run.plan_and_preprocess:plan_and_preprocess_entry",
     "seganypet_train = seganypet_nnunet.run.train:train_entry",
+    "seganypet_import_checkpoint = seganypet_nnunet.run.import_checkpoint:import_checkpoint_entry",
     "seganypet_predict = seganypet_nnunet.inference.predict:predict_entry",
     "seganypet_evaluate = seganypet_nnunet.evaluation.interactive:evaluate_entry",
     "seganypet_demo = seganypet_nnunet.demo:demo_entry",
@@ -57,6 +58,6 @@ setup(
         "matplotlib",
         "tqdm",
     ],
-    extras_require={"test": ["pytest", "ruff"]},
+    extras_require={"test": ["pytest", "ruff", "medim==0.1.2", "requests"]},
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

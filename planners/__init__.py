@@ -11,6 +11,7 @@ from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_en
 )
 
 from seganypet_nnunet.planners.baseline_planners import nnUNetPlannerSmall, nnUNetPlannerTiny
+from seganypet_nnunet.planners.sam_med3d_planner import SamMed3DPlanner, SamMed3DPlannerBatch1
 from seganypet_nnunet.planners.seganypet_planner import (
     SegAnyPETPlanner,
     SegAnyPETPlannerResEncM,
@@ -23,6 +24,8 @@ PLANNERS: dict[str, tuple[type[ExperimentPlanner], type[ExperimentPlanner]]] = {
     "SegAnyPETPlannerResEncM": (SegAnyPETPlannerResEncM, nnUNetPlannerResEncM),
     "SegAnyPETPlannerSmall": (SegAnyPETPlannerSmall, nnUNetPlannerSmall),
     "SegAnyPETPlannerTiny": (SegAnyPETPlannerTiny, nnUNetPlannerTiny),
+    "SamMed3DPlanner": (SamMed3DPlanner, ExperimentPlanner),
+    "SamMed3DPlannerBatch1": (SamMed3DPlannerBatch1, ExperimentPlanner),
 }
 
 
@@ -35,6 +38,8 @@ def get_planner_pair(name: str) -> tuple[type[ExperimentPlanner], type[Experimen
 
 __all__ = [
     "PLANNERS",
+    "SamMed3DPlanner",
+    "SamMed3DPlannerBatch1",
     "SegAnyPETPlanner",
     "SegAnyPETPlannerResEncM",
     "SegAnyPETPlannerSmall",

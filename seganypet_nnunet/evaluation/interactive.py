@@ -516,7 +516,7 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
         help="[OPTIONAL] also load checkpoints holding objects other than tensors and plain types; unpickling such a "
         "file can run code: only for files from a source you trust",
     )
-    add_protocol_arguments(p)  # --protocol clicks|autopet_iv|autopet_v
+    add_protocol_arguments(p)  # --protocol clicks|sam_med3d|both|autopet_iv|autopet_v
     a = p.parse_args(argv)
     if a.m is None and a.d is None:
         p.error("give -m MODEL_FOLDER or -d DATASET (with -c/-p/-tr)")
@@ -531,9 +531,30 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
     a.m = Path(a.m)
     with as_user_error("-f"):
         folds = parse_folds(a.f)
-    if a.protocol != "clicks":
+    if a.protocol in ("autopet_iv", "autopet_v"):
         run_protocol(a, folds)
         return
+    if a.protocol in ("sam_med3d", "both"):
+        from seganypet_nnunet.evaluation.sam_med3d_protocol import evaluate_model_folder_sam_med3d
+
+        evaluate_model_folder_sam_med3d(
+            a.m,
+            Path(a.i),
+            Path(a.ref),
+            Path(a.o),
+            folds=folds,
+            checkpoint=a.chk,
+            device=device,
+            instances_dir=Path(a.instances) if a.instances else None,
+            lesion_names=a.lesion_labels,
+            n_clicks=a.n_clicks,
+            tolerance_mm=a.tolerance_mm,
+            target_names=a.targets,
+            seed=a.seed,
+            trust_checkpoint=a.trust_checkpoint,
+        )
+        if a.protocol == "sam_med3d":
+            return
     summary = evaluate_model_folder(
         a.m,
         Path(a.i),

@@ -18,7 +18,7 @@ import numpy as np
 from seganypet_nnunet.errors import SeganypetError
 from seganypet_nnunet.evaluation.summary import read_label_array
 
-PROTOCOLS = ("clicks", "autopet_iv", "autopet_v")
+PROTOCOLS = ("clicks", "sam_med3d", "both", "autopet_iv", "autopet_v")
 LESION_NAMES = ("lesion", "lesions", "tumor", "tumour")
 TARGET = "lesion"
 
@@ -106,7 +106,9 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
         "--protocol",
         default="clicks",
         choices=PROTOCOLS,
-        help="[OPTIONAL] clicks (our simulated-click protocol, default); autopet_iv (step 0 automatic, then the "
+        help="[OPTIONAL] clicks (our simulated-click protocol, default: summary.json); sam_med3d (SAM-Med3D's oracle "
+        "protocol: crop on the ground-truth box, random error-region clicks: summary_sam_med3d.json); both (clicks and "
+        "sam_med3d); autopet_iv (step 0 automatic, then the "
         "click JSON's tumour/background pairs: OUT/predictions/CASE_pred0..10 + autopet_iv_score.json); autopet_v "
         "(automatic + simulated scribbles: autopet_v_score.json)",
     )

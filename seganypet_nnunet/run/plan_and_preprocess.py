@@ -105,8 +105,8 @@ def format_plans_summary(plans: dict) -> str:
         kw = cfg["architecture"]["arch_kwargs"]
         lines.append(
             f"  {name}: patch {list(cfg['patch_size'])} batch {cfg['batch_size']} spacing "
-            f"{[round(float(s), 3) for s in cfg['spacing']]} stages {kw['n_stages']} features "
-            f"{list(kw['features_per_stage'])} norm {list(cfg['normalization_schemes'])} "
+            f"{[round(float(s), 3) for s in cfg['spacing']]} stages {kw.get('n_stages', '-')} features "
+            f"{list(kw.get('features_per_stage', []))} norm {list(cfg['normalization_schemes'])} "
             f"transforms {kw.get('input_transforms', '-')} "
             f"net {cfg['architecture']['network_class_name'].split('.')[-1]}"
         )

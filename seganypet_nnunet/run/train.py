@@ -149,7 +149,7 @@ def maybe_load_checkpoint(
     trainer, continue_training: bool, only_run_validation: bool, pretrained_weights: str | None, trusted: bool
 ) -> None:
     """nnU-Net's ``maybe_load_checkpoint`` (same file choice: final, latest, best) with our checkpoint reader."""
-    from seganypet_nnunet.trainers.base import load_pretrained_weights
+    from seganypet_nnunet.run.import_checkpoint import load_pretrained_weights  # nnU-Net or released layout
 
     folder = trainer.output_folder
     chosen = None
@@ -168,7 +168,7 @@ def maybe_load_checkpoint(
         checkpoint = load_checkpoint(pretrained_weights, trusted=trusted)  # refused before any work if unsafe
         if not trainer.was_initialized:
             trainer.initialize()
-        load_pretrained_weights(trainer.network, pretrained_weights, trusted, checkpoint)
+        load_pretrained_weights(trainer.network, pretrained_weights, trusted=trusted, checkpoint=checkpoint)
     if chosen is not None:
         _read_checkpoint(trainer, chosen, trusted)
 
@@ -307,7 +307,11 @@ def train_entry(argv: list[str] | None = None) -> None:
     p.add_argument("fold", type=str, help="Fold of the 5-fold cross-validation (0-4) or 'all'")
     p.add_argument("-tr", default=DEFAULT_TRAINER, help=f"[OPTIONAL] trainer class, one of: {', '.join(TRAINERS)}")
     add_plans_argument(p)
-    p.add_argument("-pretrained_weights", default=None, help="[OPTIONAL] nnU-Net checkpoint to start from")
+    p.add_argument(
+        "-pretrained_weights",
+        default=None,
+        help="[OPTIONAL] nnU-Net or released SAM-Med3D / SegAnyPET checkpoint to start from",
+    )
     p.add_argument("-num_gpus", type=int, default=1, help="[OPTIONAL] number of GPUs (DDP)")
     p.add_argument("--npz", action="store_true", help="[OPTIONAL] save validation probabilities (.npz)")
     p.add_argument("--c", action="store_true", help="[OPTIONAL] continue training from the latest checkpoint")

@@ -1,0 +1,91 @@
+"""SamMed3DPlanner: nnU-Net plans for the released SAM-Med3D / SegAnyPET weights (``SamMed3DNet``).
+
+What the weights expect, planned instead of done by hand:
+
+- **1.5 mm isotropic spacing** (``determine_fullres_target_spacing``), written by nnU-Net's own preprocessing;
+- **no transpose** (``transpose_forward = [0, 1, 2]``): preprocessed arrays keep nnU-Net's (z, y, x) array order and
+  ``SamMed3DNet`` reverses the axes to the weights' (x, y, z) itself (stated in its docstring);
+- **128^3 patch**, batch size ``batch_size_cap``; only ``3d_fullres`` (no 2d, no lowres/cascade);
+- **normalisation**: ``NoNormalization`` for the single PET channel; the per-crop z-score over voxels > 0 runs inside
+  the network, so each 128^3 crop is normalised exactly as SAM-Med3D / SegAnyPET normalise theirs;
+- the architecture entry names ``SamMed3DNet`` by dotted path (``sam_med3d_architecture``).
+
+Use through ``plan_experiment_dataset(dataset_id, SamMed3DPlanner)`` or ``seganypet_plan_and_preprocess -pl
+SamMed3DPlanner`` (plans ``SamMed3DPlans``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
+
+SAM_MED3D_SPACING_MM = 1.5
+SAM_MED3D_PATCH = 128
+
+
+class SamMed3DPlanner(ExperimentPlanner):
+    """nnU-Net's default planner with SAM-Med3D's fixed spacing, patch and normalisation (module docstring).
+
+    Attributes:
+        default_plans_name: plans identifier when ``plans_name`` is not given.
+        batch_size_cap: training batch size (SAM-Med3D fine-tunes with 2 per GPU; 1 on CPU is plenty).
+    """
+
+    default_plans_name = "SamMed3DPlans"
+    batch_size_cap = 2
+
+    def __init__(self, dataset_name_or_id: int | str, plans_name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(dataset_name_or_id, plans_name=plans_name or self.default_plans_name, **kwargs)
+        self.lowres_creation_threshold = 0.0  # never plan 3d_lowres: the weights need 1.5 mm
+        channels = self.dataset_json.get("channel_names", self.dataset_json.get("modality", {}))
+        if len(channels) != 1:
+            raise ValueError(
+                f"{self.dataset_name}/dataset.json: channel_names has {len(channels)} channels; the released "
+                "SAM-Med3D / SegAnyPET weights take exactly one (PET)"
+            )
+
+    def determine_fullres_target_spacing(self) -> np.ndarray:
+        """1.5 mm isotropic, whatever the dataset's spacing."""
+        return np.array([SAM_MED3D_SPACING_MM] * 3)
+
+    def determine_transpose(self) -> tuple[list[int], list[int]]:
+        """Identity: the network does its own (z, y, x) -> (x, y, z) reversal."""
+        return [0, 1, 2], [0, 1, 2]
+
+    def determine_normalization_scheme_and_whether_mask_is_used_for_norm(self) -> tuple[list[str], list[bool]]:
+        """``NoNormalization`` without mask: the per-crop z-score is the network's first operation."""
+        return ["NoNormalization"], [False]
+
+    def generate_data_identifier(self, configuration_name: str) -> str:
+        """Own identifier (own spacing and normalisation): never share another planner's preprocessed data."""
+        return f"{self.plans_identifier}_{configuration_name}"
+
+    def get_plans_for_configuration(
+        self, spacing, median_shape, data_identifier: str, approximate_n_voxels_dataset: float, _cache: dict
+    ) -> dict:
+        """nnU-Net's plan, then the 3d one gets the 128^3 patch, the batch size cap and the SamMed3DNet entry."""
+        from seganypet_nnunet.model.sam_med3d.network import sam_med3d_architecture
+
+        plan = super().get_plans_for_configuration(
+            spacing, median_shape, data_identifier, approximate_n_voxels_dataset, _cache
+        )
+        if len(spacing) == 3:
+            plan["patch_size"] = [SAM_MED3D_PATCH] * 3
+            plan["batch_size"] = self.batch_size_cap
+            plan["architecture"] = sam_med3d_architecture()
+        return plan
+
+    def save_plans(self, plans: dict) -> None:
+        """Saves ``3d_fullres`` only (SamMed3DNet is 3d, 1.5 mm)."""
+        for name in [c for c in plans["configurations"] if c != "3d_fullres"]:
+            plans["configurations"].pop(name)
+        super().save_plans(plans)
+
+
+class SamMed3DPlannerBatch1(SamMed3DPlanner):
+    """Batch size 1 (CPU fine-tuning and tests)."""
+
+    default_plans_name = "SamMed3DPlansB1"
+    batch_size_cap = 1
