@@ -91,8 +91,8 @@ def test_import_then_session_world_and_voxel_clicks(nnunet_env, raw_dataset_in_e
     several = session.add_point([c - 2 for c in centre_ijk], positive=True, space="voxel")
     assert several.shape == one.shape
     assert len(session._targets["liver"].points) == 3
-    session.new_target("lesion_1")
-    other = session.add_point([c + 5 for c in centre_ijk], space="voxel")
+    session.new_target("lesion_1")  # a second target on the same crop reuses its cached image embedding
+    other = session.add_point(centre_ijk, space="voxel")
     labels, names = session.label_map()
     assert names == {1: "liver", 2: "lesion_1"} and labels.shape == other.shape
 
