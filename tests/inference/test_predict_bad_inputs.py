@@ -266,3 +266,33 @@ def test_two_prompted_runs_into_one_output(model, tmp_path, monkeypatch):
     values = set(np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(out / "test01.nii.gz")))).tolist())
     assert values <= {0} | {int(k) for k in labels}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.seganypet-") and "lock" not in p.name]
+
+
+@pytest.mark.slow
+def test_kill_9_during_prediction_then_rerun(model, tmp_path, monkeypatch):
+    """kill -9 while predicting: OUT gets nothing (the staging folder is hidden); the next run removes the stale
+    staging folder and publishes every case."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    shared_model(None, monkeypatch)
+    raw, _ = model
+    argv = [str(a) for a in _args(tmp_path, i=raw / "imagesTs")]
+    code = "from seganypet_nnunet.inference.predict import predict_entry as e; e()"
+    proc = subprocess.Popen([sys.executable, "-c", code, *argv], env=dict(os.environ), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 300
+    staged = []
+    while time.time() < deadline and proc.poll() is None and not staged:
+        staged = list(tmp_path.glob(".out.seganypet-*/*"))
+        time.sleep(0.01)
+    assert proc.poll() is None, "prediction finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "out").exists()
+    rerun = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert {"test00.nii.gz", "test01.nii.gz"} <= {p.name for p in (tmp_path / "out").iterdir()}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.seganypet-") and "lock" not in p.name]
