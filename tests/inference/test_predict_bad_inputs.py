@@ -121,6 +121,11 @@ def test_bad_prompt_file_one_line_nothing_written(case_dir, capsys, kind):
     assert snapshot(case_dir) == before
 
 
+def _empty(c: Path) -> list:
+    (c / "e").mkdir()
+    return []
+
+
 def _file(c: Path) -> list:
     (c / "f.txt").write_text("x")
     return []
@@ -129,7 +134,7 @@ def _file(c: Path) -> list:
 BAD_SETTINGS = {
     "input_missing": (lambda c: ["-i", c / "nope"], "nope: input folder not found"),
     "input_is_file": (lambda c: [*_file(c), "-i", c / "f.txt"], "f.txt: is a file, expected an input folder"),
-    "empty_input": (lambda c: [*(c / "e").mkdir() or [], "-i", c / "e"], "e: no images named CASE_0000"),
+    "empty_input": (lambda c: [*_empty(c), "-i", c / "e"], "e: no images named CASE_0000"),
     "output_is_input": (lambda c: ["-o", c / "in"], "-o is the same folder as -i"),
     "output_is_file": (lambda c: [*_file(c), "-o", c / "f.txt"], "f.txt: -o is an existing file"),
     "fold_not_trained": (lambda c: ["-f", "3"], "fold_3"),
@@ -165,6 +170,7 @@ def test_verbose_shows_the_traceback(case_dir, capsys):
     assert code == 1 and "Traceback" in err and err.strip().splitlines()[-1].startswith(f"{CMD}: error: ")
 
 
+@pytest.mark.slow
 def test_stale_staging_is_removed_and_stale_json_replaced(case_dir, capsys):
     """A staging folder left by a killed run (dead pid) goes on the next run; an automatic run's label map removes
     the CASE.json of an earlier prompted run (outputs of one case always come from one run)."""
@@ -227,8 +233,8 @@ def test_concurrent_publishing_keeps_each_case_from_one_run(tmp_path):
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    with mp.get_context("spawn").Pool(2) as pool:
-        pool.map(_publish_many, [(str(tmp_path), "A", 40), (str(tmp_path), "B", 40)])
+    with mp.get_context("fork").Pool(2) as pool:
+        pool.map(_publish_many, [(str(tmp_path), "A", 25), (str(tmp_path), "B", 25)])
     stop.set()
     watcher.join()
     assert seen and all(a == b for a, b in seen)
