@@ -121,6 +121,11 @@ def test_bad_prompt_file_one_line_nothing_written(case_dir, capsys, kind):
     assert snapshot(case_dir) == before
 
 
+def _empty(c: Path) -> list:
+    (c / "e").mkdir()
+    return []
+
+
 def _file(c: Path) -> list:
     (c / "f.txt").write_text("x")
     return []
@@ -129,7 +134,7 @@ def _file(c: Path) -> list:
 BAD_SETTINGS = {
     "input_missing": (lambda c: ["-i", c / "nope"], "nope: input folder not found"),
     "input_is_file": (lambda c: [*_file(c), "-i", c / "f.txt"], "f.txt: is a file, expected an input folder"),
-    "empty_input": (lambda c: [*(c / "e").mkdir() or [], "-i", c / "e"], "e: no images named CASE_0000"),
+    "empty_input": (lambda c: [*_empty(c), "-i", c / "e"], "e: no images named CASE_0000"),
     "output_is_input": (lambda c: ["-o", c / "in"], "-o is the same folder as -i"),
     "output_is_file": (lambda c: [*_file(c), "-o", c / "f.txt"], "f.txt: -o is an existing file"),
     "fold_not_trained": (lambda c: ["-f", "3"], "fold_3"),
@@ -165,6 +170,7 @@ def test_verbose_shows_the_traceback(case_dir, capsys):
     assert code == 1 and "Traceback" in err and err.strip().splitlines()[-1].startswith(f"{CMD}: error: ")
 
 
+@pytest.mark.slow
 def test_stale_staging_is_removed_and_stale_json_replaced(case_dir, capsys):
     """A staging folder left by a killed run (dead pid) goes on the next run; an automatic run's label map removes
     the CASE.json of an earlier prompted run (outputs of one case always come from one run)."""
@@ -227,8 +233,8 @@ def test_concurrent_publishing_keeps_each_case_from_one_run(tmp_path):
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    with mp.get_context("spawn").Pool(2) as pool:
-        pool.map(_publish_many, [(str(tmp_path), "A", 40), (str(tmp_path), "B", 40)])
+    with mp.get_context("fork").Pool(2) as pool:
+        pool.map(_publish_many, [(str(tmp_path), "A", 25), (str(tmp_path), "B", 25)])
     stop.set()
     watcher.join()
     assert seen and all(a == b for a, b in seen)
@@ -265,4 +271,34 @@ def test_two_prompted_runs_into_one_output(model, tmp_path, monkeypatch):
     labels = json.loads((out / "test01.json").read_text())["labels"]
     values = set(np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(out / "test01.nii.gz")))).tolist())
     assert values <= {0} | {int(k) for k in labels}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.seganypet-") and "lock" not in p.name]
+
+
+@pytest.mark.slow
+def test_kill_9_during_prediction_then_rerun(model, tmp_path, monkeypatch):
+    """kill -9 while predicting: OUT gets nothing (the staging folder is hidden); the next run removes the stale
+    staging folder and publishes every case."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    shared_model(None, monkeypatch)
+    raw, _ = model
+    argv = [str(a) for a in _args(tmp_path, i=raw / "imagesTs")]
+    code = "from seganypet_nnunet.inference.predict import predict_entry as e; e()"
+    proc = subprocess.Popen([sys.executable, "-c", code, *argv], env=dict(os.environ), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 300
+    staged = []
+    while time.time() < deadline and proc.poll() is None and not staged:
+        staged = list(tmp_path.glob(".out.seganypet-*/*"))
+        time.sleep(0.01)
+    assert proc.poll() is None, "prediction finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "out").exists()
+    rerun = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert {"test00.nii.gz", "test01.nii.gz"} <= {p.name for p in (tmp_path / "out").iterdir()}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.seganypet-") and "lock" not in p.name]

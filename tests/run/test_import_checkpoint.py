@@ -73,8 +73,12 @@ def test_import_then_session_world_and_voxel_clicks(nnunet_env, raw_dataset_in_e
     ckpt = load_checkpoint(folder / "fold_all" / "checkpoint_final.pth")  # weights_only=True
     assert ckpt["trainer_name"] == "nnUNetTrainer" and ckpt["init_args"]["configuration"] == "3d_fullres"
     assert all(torch.equal(ckpt["network_weights"][k], v) for k, v in released_state_dict.items())
-    plans = json.loads((folder / "plans.json").read_text())["configurations"]["3d_fullres"]
+    all_plans = json.loads((folder / "plans.json").read_text())
+    assert list(all_plans["configurations"]) == ["3d_fullres"] and all_plans["transpose_forward"] == [0, 1, 2]
+    plans = all_plans["configurations"]["3d_fullres"]
     assert plans["spacing"] == [1.5, 1.5, 1.5] and plans["patch_size"] == [128, 128, 128]
+    assert plans["normalization_schemes"] == ["NoNormalization"]
+    assert plans["architecture"]["network_class_name"] == "seganypet_nnunet.model.sam_med3d.network.SamMed3DNet"
     with pytest.raises(FileExistsError):
         import_checkpoint(released, dataset_id, name="SegAnyPETv2")
 
@@ -91,8 +95,8 @@ def test_import_then_session_world_and_voxel_clicks(nnunet_env, raw_dataset_in_e
     several = session.add_point([c - 2 for c in centre_ijk], positive=True, space="voxel")
     assert several.shape == one.shape
     assert len(session._targets["liver"].points) == 3
-    session.new_target("lesion_1")
-    other = session.add_point([c + 5 for c in centre_ijk], space="voxel")
+    session.new_target("lesion_1")  # a second target on the same crop reuses its cached image embedding
+    other = session.add_point(centre_ijk, space="voxel")
     labels, names = session.label_map()
     assert names == {1: "liver", 2: "lesion_1"} and labels.shape == other.shape
 

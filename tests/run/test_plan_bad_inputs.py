@@ -81,20 +81,23 @@ def test_raw_unset(ds, capsys, monkeypatch):
 
 @pytest.mark.slow
 def test_kill_9_during_preprocessing_then_rerun(nnunet_env, monkeypatch):
-    """kill -9 once nnU-Net writes preprocessed cases; the next run succeeds and holds every case once."""
+    """kill -9 (the whole job: the command and nnU-Net's pool workers) once nnU-Net writes preprocessed cases; the
+    next run succeeds and holds every case once."""
     monkeypatch.setenv("nnUNet_n_proc_DA", "1")
-    write_raw_dataset(nnunet_env.raw, 990, n_cases=8)
+    write_raw_dataset(nnunet_env.raw, 990, n_cases=4)
     code = "from seganypet_nnunet.run.plan_and_preprocess import plan_and_preprocess_entry as e; e()"
     cmd = [sys.executable, "-c", code, *ARGV]
     data = nnunet_env.preprocessed / "Dataset990_InfTest" / "SegAnyPETPlansTiny_3d_fullres"
-    proc = subprocess.Popen(cmd, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None and not (data.is_dir() and any(data.iterdir())):
         time.sleep(0.01)
     assert proc.poll() is None, "planning finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     rerun = subprocess.run(cmd, env=dict(os.environ), capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     cases = sorted(p.name.split(".")[0] for p in data.iterdir() if p.name.endswith(".pkl"))
-    assert cases == [f"case{i:02d}" for i in range(8)]
+    assert cases == [f"case{i:02d}" for i in range(4)]

@@ -102,3 +102,40 @@ def test_preprocessed_unset(env, capsys, monkeypatch):
     monkeypatch.delenv("nnUNet_preprocessed")
     code, err = run_entry(train_entry, _argv(), capsys)
     assert_one_line_error(code, err, CMD, "environment variable nnUNet_preprocessed is not set")
+
+
+@pytest.mark.slow
+def test_kill_9_during_training_then_continue(nnunet_env, monkeypatch):
+    """kill -9 (the whole job) right after the first checkpoint_latest.pth; ``--c`` then finishes the run from it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from inference_data import write_raw_dataset
+
+    from seganypet_nnunet.checkpoint_io import load_checkpoint
+    from seganypet_nnunet.run.plan_and_preprocess import plan_and_preprocess
+
+    write_raw_dataset(nnunet_env.raw, 990, n_cases=2)
+    plan_and_preprocess([990], planner="SegAnyPETPlannerTiny", num_processes=1, baseline=False, fingerprint_processes=1)
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    argv = ["990", "3d_fullres", "all", "-tr", "SegAnyPETTrainer_tiny", "-p", PLANS, "-device", "cpu"]
+    code = "from seganypet_nnunet.run.train import train_entry as e; e()"
+    fold = nnunet_env.results / "Dataset990_InfTest" / f"SegAnyPETTrainer_tiny__{PLANS}__3d_fullres" / "fold_all"
+    proc = subprocess.Popen([sys.executable, "-c", code, *argv], env=dict(os.environ), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not (fold / "checkpoint_latest.pth").exists():
+        time.sleep(0.01)
+    assert proc.poll() is None, "training finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert load_checkpoint(fold / "checkpoint_latest.pth")["current_epoch"] == 1  # complete (atomic), weights_only
+    rerun = subprocess.run([sys.executable, "-c", code, *argv, "--c"], env=dict(os.environ), capture_output=True,
+                           text=True, timeout=600)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    final = load_checkpoint(fold / "checkpoint_final.pth")
+    assert final["current_epoch"] == 2 and final["logging"]["train_losses"]
+    assert [p.name for p in fold.iterdir() if p.name.startswith(".")] == []

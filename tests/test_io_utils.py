@@ -1,0 +1,44 @@
+"""Atomic writes keep temporary files where nnU-Net never counts them, and the next writer removes stale ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from seganypet_nnunet import io_utils
+
+
+def test_temp_file_is_outside_the_listed_folder(tmp_path):
+    target = tmp_path / "imagesTr" / "c1_0000.nii.gz"
+    with io_utils.atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path / "imagesTr" / io_utils.TMP_DIR  # a sub-folder: nnU-Net lists files only
+        assert tmp.name.endswith(".nii.gz") and str(os.getpid()) in tmp.name
+        tmp.write_text("x")
+        assert [p.name for p in (tmp_path / "imagesTr").iterdir() if p.is_file()] == []
+    assert target.read_text() == "x" and not (tmp_path / "imagesTr" / io_utils.TMP_DIR).exists()
+
+
+def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
+    """A writer killed with -9 leaves its temp file; the next write into that folder removes it (live ones stay)."""
+    code = (
+        "import os, sys; from seganypet_nnunet import io_utils as u; "
+        "cm = u.atomic_path(sys.argv[1]); p = cm.__enter__(); p.write_text('half'); os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "c2_0000.nii.gz")], check=True)
+    left = list((tmp_path / io_utils.TMP_DIR).iterdir())
+    assert len(left) == 1  # what kill -9 leaves behind
+    live = tmp_path / io_utils.TMP_DIR / (io_utils.temp_prefix("c3") + "x.nii.gz")
+    live.write_text("in progress")  # our own pid: alive
+    io_utils.write_json({"a": 1}, tmp_path / "dataset.json")
+    assert json.loads((tmp_path / "dataset.json").read_text()) == {"a": 1}
+    assert sorted((tmp_path / io_utils.TMP_DIR).iterdir()) == [live]
+
+
+def test_plain_makes_numpy_values_python():
+    import numpy as np
+
+    out = io_utils.plain({"a": np.float64(1.5), "b": [np.int64(2), (np.float32(3),)], "c": np.arange(2)})
+    assert out == {"a": 1.5, "b": [2, (3.0,)], "c": [0, 1]}
+    assert type(out["a"]) is float and type(out["b"][0]) is int
