@@ -19,6 +19,7 @@ from typing import Sequence
 import torch
 
 from seganypet_nnunet import io_utils
+from seganypet_nnunet.inference import split
 from seganypet_nnunet.inference.model_folder import load_model_folder
 
 
@@ -59,11 +60,33 @@ def predict_automatic(
     npp: int = 3,
     nps: int = 3,
     verbose: bool = False,
+    num_parts: int = 1,
+    part_id: int = 0,
+    continue_prediction: bool = False,
+    prev_stage_predictions: str | Path | None = None,
 ) -> None:
-    """nnU-Net automatic prediction of every case in ``input_folder`` (folds ensembled, nnU-Net's outputs)."""
+    """nnU-Net automatic prediction of the cases in ``input_folder`` (folds ensembled, nnU-Net's outputs).
+
+    ``num_parts`` / ``part_id`` / ``continue_prediction`` / ``prev_stage_predictions``: nnUNetv2_predict's flags
+    (``seganypet_nnunet.inference.split``).
+    """
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
     m = load_model_folder(model_folder, folds, checkpoint)
+    ending = m.dataset_json["file_ending"]
+    cases = split.select_part(
+        input_cases(input_folder, ending, len(m.dataset_json["channel_names"])), num_parts, part_id
+    )
+    split.check_prev_stage(
+        prev_stage_predictions, list(cases), ending, m.configuration_manager.previous_stage_name is not None
+    )
+    if continue_prediction:
+        cases = split.pending(
+            cases, output_folder, {c: split.automatic_outputs(c, ending, save_probabilities) for c in cases}
+        )
+    if not cases:
+        return
+    prev = None if prev_stage_predictions is None else str(prev_stage_predictions)
     predictor = nnUNetPredictor(
         tile_step_size=step_size,
         use_gaussian=True,
@@ -87,15 +110,17 @@ def predict_automatic(
     output_folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_folder.name}.", dir=output_folder.parent))
     try:
+        lists, outputs = list(cases.values()), [str(staging / c) for c in cases]
         if npp == 0 and nps == 0:
-            predictor.predict_from_files_sequential(str(input_folder), str(staging), save_probabilities, True, None)
+            predictor.predict_from_files_sequential(lists, outputs, save_probabilities, True, prev)
         else:
             predictor.predict_from_files(
-                str(input_folder),
-                str(staging),
+                lists,
+                outputs,
                 save_probabilities=save_probabilities,
                 num_processes_preprocessing=max(npp, 1),
                 num_processes_segmentation_export=max(nps, 1),
+                folder_with_segs_from_prev_stage=prev,
             )
         _publish(staging, output_folder)
     finally:
@@ -111,8 +136,13 @@ def predict_prompted(
     checkpoint: str = "checkpoint_final.pth",
     device: str = "cpu",
     per_target_files: bool = False,
+    num_parts: int = 1,
+    part_id: int = 0,
+    continue_prediction: bool = False,
 ) -> list[Path]:
     """Prompted segmentation of the cases named in ``prompts_file``; returns the files written.
+
+    ``num_parts`` / ``part_id`` / ``continue_prediction``: nnUNetv2_predict's flags over the prompt file's cases.
 
     Raises:
         PromptFileError: malformed prompt file, unknown case, prompt outside its image (nothing is written).
@@ -124,6 +154,11 @@ def predict_prompted(
     ending = m.dataset_json["file_ending"]
     cases = input_cases(input_folder, ending, len(m.dataset_json["channel_names"]))
     prompts = load_prompt_file(prompts_file, cases)  # validates everything before any work
+    prompts = split.select_part(prompts, num_parts, part_id)
+    if continue_prediction:
+        names = {c: [t.name for t in ts] for c, ts in prompts.items()}
+        outputs = {c: split.prompted_outputs(c, ending, names[c], per_target_files) for c in prompts}
+        prompts = split.pending(prompts, output_folder, outputs)
     session = SegAnyPETSession(m, device=device)
     output_folder = Path(output_folder)
     output_folder.parent.mkdir(parents=True, exist_ok=True)
@@ -163,14 +198,20 @@ def predict_entry() -> None:
     add_model_arguments(p, dataset_required=True, default_folds=["0", "1", "2", "3", "4"])
     p.add_argument("--prompts", default=None, help="[OPTIONAL] prompt JSON (our schema or an autoPET IV click file)")
     p.add_argument("--per_target_files", action="store_true", help="[OPTIONAL] prompted: one file per target")
-    p.add_argument("-device", default="cuda", choices=["cpu", "cuda"], help="[OPTIONAL] device. Default: cuda")
+    p.add_argument("-device", default="cuda", choices=["cpu", "cuda", "mps"], help="[OPTIONAL] device. Default: cuda")
     p.add_argument("--save_probabilities", action="store_true", help="[OPTIONAL] also write .npz/.pkl (automatic)")
     p.add_argument("-step_size", type=float, default=0.5, help="[OPTIONAL] sliding-window step. Default: 0.5")
     p.add_argument("--disable_tta", action="store_true", help="[OPTIONAL] no mirroring test-time augmentation")
     p.add_argument("-npp", type=int, default=3, help="[OPTIONAL] preprocessing processes. Default: 3")
     p.add_argument("-nps", type=int, default=3, help="[OPTIONAL] export processes. Default: 3")
     p.add_argument("--verbose", action="store_true", help="[OPTIONAL] talk more")
+    p.add_argument("-num_parts", type=int, default=1, help="[OPTIONAL] split the cases into this many parts")
+    p.add_argument("-part_id", type=int, default=0, help="[OPTIONAL] which part (0..num_parts-1) this run does")
+    p.add_argument("--continue_prediction", action="store_true", help="[OPTIONAL] skip cases with valid outputs")
+    p.add_argument("-prev_stage_predictions", default=None, help="[OPTIONAL] previous stage folder (cascades)")
     a = p.parse_args()
+    split.check_device(a.device)
+    split.select_part({}, a.num_parts, a.part_id)  # flag errors before loading the model
     folds = parse_folds(a.f)
     if a.device == "cpu":  # as nnUNetv2_predict
         import multiprocessing
@@ -178,7 +219,19 @@ def predict_entry() -> None:
         torch.set_num_threads(multiprocessing.cpu_count())
     model = model_folder(a)
     if a.prompts:
-        predict_prompted(model, a.i, a.o, a.prompts, folds, a.chk, a.device, a.per_target_files)
+        predict_prompted(
+            model,
+            a.i,
+            a.o,
+            a.prompts,
+            folds,
+            a.chk,
+            a.device,
+            a.per_target_files,
+            num_parts=a.num_parts,
+            part_id=a.part_id,
+            continue_prediction=a.continue_prediction,
+        )
     else:
         predict_automatic(
             model,
@@ -193,4 +246,8 @@ def predict_entry() -> None:
             a.npp,
             a.nps,
             a.verbose,
+            num_parts=a.num_parts,
+            part_id=a.part_id,
+            continue_prediction=a.continue_prediction,
+            prev_stage_predictions=a.prev_stage_predictions,
         )
