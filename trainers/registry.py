@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from seganypet_nnunet.trainers import baselines, variants
+from seganypet_nnunet.trainers import baselines, prompt_cost, variants
 from seganypet_nnunet.trainers.SegAnyPETTrainer import SegAnyPETTrainer
 
 
@@ -21,6 +21,7 @@ TRAINERS: dict[str, type[nnUNetTrainer]] = {
     "SegAnyPETTrainer": SegAnyPETTrainer,
     **_classes(variants),
     **_classes(baselines),
+    **_classes(prompt_cost),
 }
 
 
