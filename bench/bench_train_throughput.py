@@ -6,8 +6,12 @@ loaders, and are timed in interleaved chunks after a warm-up so that load on a s
 
     python bench/bench_train_throughput.py -d 901 -p SegAnyPETPlansTiny -n 20 -device cpu
     python bench/bench_train_throughput.py -pl SegAnyPETPlannerSmall -n 10       # generates + plans a dataset in tmp
+    python bench/bench_train_throughput.py -variants SegAnyPETTrainer SegAnyPETTrainer_decay05 \
+        SegAnyPETTrainer_overlap SegAnyPETTrainer_decay05_overlap SegAnyPETTrainer_2rounds    # prompt-cost ablation
 
-Prints s/iteration (train_step alone, and with the data loader) and the ratio of iterations/s (target >= 0.8).
+Prints s/iteration (train_step alone, and with the data loader) and, per variant, the ratio of iterations/s to
+nnUNetTrainer measured in the same interleaved run (target >= 0.9). Variants are registry names
+(``seganypet_nnunet.trainers.registry``; the cheaper prompt paths are in ``trainers/prompt_cost.py``).
 """
 
 from __future__ import annotations
@@ -91,17 +95,20 @@ def timed_steps(trainer, loader, n: int, device: torch.device) -> tuple[list[flo
 
 
 def run(
-    dataset: str, plans: str, configuration: str, iterations: int, warmup: int, chunk: int, device: torch.device
+    dataset: str,
+    plans: str,
+    configuration: str,
+    iterations: int,
+    warmup: int,
+    chunk: int,
+    device: torch.device,
+    variants: tuple[str, ...] = ("SegAnyPETTrainer",),
 ) -> dict[str, tuple[float, float]]:
-    """Median s/iteration (step, wall) per trainer name."""
-    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+    """Median s/iteration (step, wall) per trainer name (nnUNetTrainer + ``variants``), interleaved in chunks."""
+    from seganypet_nnunet.trainers.registry import get_trainer_class
 
-    from seganypet_nnunet.trainers.SegAnyPETTrainer import SegAnyPETTrainer
-
-    runs = {
-        name: build(cls, dataset, configuration, plans, device)
-        for name, cls in (("nnUNetTrainer", nnUNetTrainer), ("SegAnyPETTrainer", SegAnyPETTrainer))
-    }
+    names = ("nnUNetTrainer", *[v for v in variants if v != "nnUNetTrainer"])
+    runs = {name: build(get_trainer_class(name), dataset, configuration, plans, device) for name in names}
     times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in runs}
     for trainer, loader in runs.values():
         timed_steps(trainer, loader, warmup, device)
@@ -132,6 +139,7 @@ def main() -> None:
     p.add_argument("-chunk", type=int, default=5, help="iterations per interleaved chunk")
     p.add_argument("-cases", type=int, default=6, help="cases of a generated dataset")
     p.add_argument("-device", default="cpu", choices=DEVICES)
+    p.add_argument("-variants", nargs="+", default=["SegAnyPETTrainer"], help="trainers compared to nnUNetTrainer")
     a = p.parse_args()
     from seganypet_nnunet.cli_args import make_device
     from seganypet_nnunet.planners import get_planner_pair
@@ -141,12 +149,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         dataset = a.d if a.d is not None else make_dataset(tmp, a.pl, a.cases)
         os.environ["nnUNet_results"] = os.path.join(tmp, "results")  # throw-away output folders and logs
-        result = run(dataset, plans, a.c, a.n, a.warmup, a.chunk, device)
+        result = run(dataset, plans, a.c, a.n, a.warmup, a.chunk, device, tuple(a.variants))
     print(f"\nplans {plans} / {a.c}, device {a.device}, torch threads {torch.get_num_threads()}, {a.n} iterations")
+    base = result["nnUNetTrainer"][1]
+    print(f"  {'trainer':34s} {'train_step':>10s} {'with data':>10s} {'it/s ratio vs nnU-Net':>22s}")
     for name, (step, wall) in result.items():
-        print(f"  {name:18s} {step:.3f} s/it (train_step)   {wall:.3f} s/it (with data loading)")
-    ratio = result["nnUNetTrainer"][1] / result["SegAnyPETTrainer"][1]
-    print(f"  ratio ours/nnU-Net iterations per second: {ratio:.2f} (target >= 0.8)")
+        print(f"  {name:34s} {step:8.3f} s {wall:8.3f} s {base / wall:22.2f}")
+    print("  (ratio = nnUNetTrainer s/it / variant s/it, with data loading; target >= 0.9)")
 
 
 if __name__ == "__main__":

@@ -126,11 +126,8 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
             scalar promptable loss of round ``graded`` (0 = first prompt only).
         """
         net, rng = self._module(), self.prompt_rng
-        masks, valid = self.select_targets(seg)
-        state = ClickState.first_prompts(masks, valid, rng, self.box_probability)
-        graded = self.graded_round
-        if graded is None:
-            graded = int(rng.integers(self.num_correction_rounds + 1))
+        masks, valid, state = self.first_prompts(seg)
+        graded, round_weight = self.draw_graded_round()
         prev = None
         for r in range(graded + 1):
             if r > 0:
@@ -140,7 +137,18 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
             prev = logits.detach()
         target = torch.as_tensor(masks, device=self.device).unsqueeze(1)
         weight = torch.as_tensor(valid, dtype=torch.float32, device=self.device)
-        return promptable_loss(logits, iou, target, weight, self.iou_loss_weight)
+        return round_weight * promptable_loss(logits, iou, target, weight, self.iou_loss_weight)
+
+    def first_prompts(self, seg: torch.Tensor) -> tuple[np.ndarray, np.ndarray, ClickState]:
+        """Targets of a (B, 1, X, Y, Z) label patch and their first prompts: (masks, valid, ClickState)."""
+        masks, valid = self.select_targets(seg)
+        return masks, valid, ClickState.first_prompts(masks, valid, self.prompt_rng, self.box_probability)
+
+    def draw_graded_round(self) -> tuple[int, float]:
+        """The differentiated round (uniform over 0..num_correction_rounds) and its loss weight (1 here)."""
+        if self.graded_round is not None:
+            return self.graded_round, 1.0
+        return int(self.prompt_rng.integers(self.num_correction_rounds + 1)), 1.0
 
     def select_targets(self, seg: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """One prompt target per sample of a (B, 1, P0, P1, P2) label patch, never a held-out label.

@@ -57,13 +57,16 @@ class ClickState:
 
     @classmethod
     def first_prompts(
-        cls, masks: np.ndarray, valid: np.ndarray, rng: np.random.Generator, box_probability: float
+        cls, masks: np.ndarray, valid: np.ndarray, rng: np.random.Generator | None, box_probability: float
     ) -> ClickState:
-        """A random interior click, or with ``box_probability`` a jittered box, per valid sample of (B, P0, P1, P2)."""
+        """A random interior click, or with ``box_probability`` a jittered box, per valid sample of (B, P0, P1, P2).
+
+        ``rng=None`` is deterministic (tests): the interior-most click, or the tight box when ``box_probability >= 1``.
+        """
         n = masks.shape[0]
         state = cls(np.zeros((n, 1, 3)), np.full((n, 1), -1, np.int64), np.zeros((n, 2, 3)), np.zeros(n, bool))
         for b in np.flatnonzero(valid):
-            if rng.random() < box_probability:
+            if (box_probability >= 1) if rng is None else (rng.random() < box_probability):
                 state.boxes[b] = np.stack(jittered_box(masks[b], rng, shape=masks.shape[1:]))
                 state.box_mask[b] = True
             else:
@@ -72,9 +75,11 @@ class ClickState:
         return state
 
     def add_correction_clicks(
-        self, pred: np.ndarray, masks: np.ndarray, valid: np.ndarray, rng: np.random.Generator
+        self, pred: np.ndarray, masks: np.ndarray, valid: np.ndarray, rng: np.random.Generator | None
     ) -> None:
-        """Appends one click per sample in the error of ``pred`` (B, P0, P1, P2) bool vs ``masks`` (padding if none)."""
+        """Appends one click per sample in the error of ``pred`` (B, P0, P1, P2) bool vs ``masks`` (padding if none).
+
+        ``rng=None``: the deterministic evaluation-protocol click (``next_click``)."""
         coords, labels, _ = next_clicks_batch(pred, masks, rng)
         labels = np.where(valid, labels, -1)
         self.points = np.concatenate([self.points, coords[:, None]], axis=1)

@@ -27,6 +27,7 @@ import torch
 
 from seganypet_nnunet import io_utils
 from seganypet_nnunet.errors import as_user_error, cli_entry
+from seganypet_nnunet.inference import split
 from seganypet_nnunet.inference.model_folder import load_model_folder
 from seganypet_nnunet.validation import check_device, check_output_folder, scan_input_folder
 
@@ -88,8 +89,15 @@ def predict_automatic(
     nps: int = 3,
     verbose: bool = False,
     trust_checkpoint: bool = False,
+    num_parts: int = 1,
+    part_id: int = 0,
+    continue_prediction: bool = False,
+    prev_stage_predictions: str | Path | None = None,
 ) -> None:
-    """nnU-Net automatic prediction of every case in ``input_folder`` (folds ensembled, nnU-Net's outputs).
+    """nnU-Net automatic prediction of the cases in ``input_folder`` (folds ensembled, nnU-Net's outputs).
+
+    ``num_parts`` / ``part_id`` / ``continue_prediction`` / ``prev_stage_predictions``: nnUNetv2_predict's flags
+    (``seganypet_nnunet.inference.split``).
 
     Raises:
         SeganypetError / CheckpointError: a bad input, setting or checkpoint (before any prediction).
@@ -100,7 +108,19 @@ def predict_automatic(
     check_device(device)
     m = load_model_folder(model_folder, folds, checkpoint, trusted=trust_checkpoint)
     ending = m.dataset_json["file_ending"]
-    cases = input_cases(input_folder, ending, len(m.dataset_json["channel_names"]))
+    cases = split.select_part(
+        input_cases(input_folder, ending, len(m.dataset_json["channel_names"])), num_parts, part_id
+    )
+    split.check_prev_stage(
+        prev_stage_predictions, list(cases), ending, m.configuration_manager.previous_stage_name is not None
+    )
+    if continue_prediction:
+        cases = split.pending(
+            cases, output_folder, {c: split.automatic_outputs(c, ending, save_probabilities) for c in cases}
+        )
+    if not cases:
+        return
+    prev = None if prev_stage_predictions is None else str(prev_stage_predictions)
     predictor = nnUNetPredictor(
         tile_step_size=step_size,
         use_gaussian=True,
@@ -124,7 +144,7 @@ def predict_automatic(
         inputs = [cases[c] for c in cases]
         outputs = [str(staging / c) for c in cases]
         if npp == 0 and nps == 0:
-            predictor.predict_from_files_sequential(inputs, outputs, save_probabilities, True, None)
+            predictor.predict_from_files_sequential(inputs, outputs, save_probabilities, True, prev)
         else:
             predictor.predict_from_files(
                 inputs,
@@ -132,6 +152,7 @@ def predict_automatic(
                 save_probabilities=save_probabilities,
                 num_processes_preprocessing=max(npp, 1),
                 num_processes_segmentation_export=max(nps, 1),
+                folder_with_segs_from_prev_stage=prev,
             )
         _publish(staging, output_folder, ending)
 
@@ -147,8 +168,13 @@ def predict_prompted(
     device: str = "cpu",
     per_target_files: bool = False,
     trust_checkpoint: bool = False,
+    num_parts: int = 1,
+    part_id: int = 0,
+    continue_prediction: bool = False,
 ) -> list[Path]:
     """Prompted segmentation of the cases named in ``prompts_file``; returns the files written.
+
+    ``num_parts`` / ``part_id`` / ``continue_prediction``: nnUNetv2_predict's flags over the prompt file's cases.
 
     Raises:
         PromptFileError: malformed prompt file, unknown case, prompt outside its image, more points than the model
@@ -167,6 +193,11 @@ def predict_prompted(
     max_points = getattr(getattr(m.network, "config", None), "max_points", None)
     if max_points is not None:
         check_point_count(prompts, int(max_points), str(prompts_file))
+    prompts = split.select_part(prompts, num_parts, part_id)
+    if continue_prediction:
+        names = {c: [t.name for t in ts] for c, ts in prompts.items()}
+        outputs = {c: split.prompted_outputs(c, ending, names[c], per_target_files) for c in prompts}
+        prompts = split.pending(prompts, output_folder, outputs)
     session = SegAnyPETSession(m, device=device)
     with staging_folder(output_folder) as staging:
         for case, targets in prompts.items():
@@ -226,9 +257,14 @@ def predict_entry(argv: list[str] | None = None) -> None:
         help="[OPTIONAL] also load checkpoints holding objects other than tensors and plain types; unpickling such a "
         "file can run code: only for files from a source you trust",
     )
+    p.add_argument("-num_parts", type=int, default=1, help="[OPTIONAL] split the cases into this many parts")
+    p.add_argument("-part_id", type=int, default=0, help="[OPTIONAL] which part (0..num_parts-1) this run does")
+    p.add_argument("--continue_prediction", action="store_true", help="[OPTIONAL] skip cases with valid outputs")
+    p.add_argument("-prev_stage_predictions", default=None, help="[OPTIONAL] previous stage folder (cascades)")
     a = p.parse_args(argv)
     with as_user_error("-f"):
         folds = parse_folds(a.f)
+    split.select_part({}, a.num_parts, a.part_id)  # flag errors before loading the model
     check_output_folder(a.o, {"-i": a.i})
     device = device_from_args(a).type  # nnUNetv2_predict's thread settings; one line if the device is missing
     if a.prompts and not Path(a.prompts).is_file():
@@ -249,6 +285,9 @@ def predict_entry(argv: list[str] | None = None) -> None:
             device=device,
             per_target_files=a.per_target_files,
             trust_checkpoint=a.trust_checkpoint,
+            num_parts=a.num_parts,
+            part_id=a.part_id,
+            continue_prediction=a.continue_prediction,
         )
     else:
         predict_automatic(
@@ -265,4 +304,8 @@ def predict_entry(argv: list[str] | None = None) -> None:
             nps=a.nps,
             verbose=a.verbose,
             trust_checkpoint=a.trust_checkpoint,
+            num_parts=a.num_parts,
+            part_id=a.part_id,
+            continue_prediction=a.continue_prediction,
+            prev_stage_predictions=a.prev_stage_predictions,
         )

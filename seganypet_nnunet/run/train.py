@@ -200,28 +200,6 @@ def _run(
     trainer.perform_actual_validation(export_validation_probabilities)
 
 
-def _run_ddp(
-    rank: int,
-    trainer_class: type,
-    dataset_name_or_id: str,
-    configuration: str,
-    fold: Union[int, str],
-    plans_identifier: str,
-    world_size: int,
-    run_kwargs: dict,
-) -> None:
-    """One DDP rank, as nnU-Net's ``run_ddp`` (nccl, one GPU per rank) but with the class object."""
-    import torch.distributed as dist
-
-    dist.init_process_group("nccl", rank=rank, world_size=world_size)
-    torch.cuda.set_device(torch.device("cuda", dist.get_rank()))
-    trainer = build_trainer(
-        trainer_class, dataset_name_or_id, configuration, fold, plans_identifier, run_kwargs["continue_training"]
-    )
-    _run(trainer, **run_kwargs)
-    dist.destroy_process_group()
-
-
 def train_with_class(
     trainer_class: type,
     dataset_name_or_id: Union[str, int],
@@ -251,12 +229,17 @@ def train_with_class(
         continue_training / only_run_validation / export_validation_probabilities / pretrained_weights /
         val_with_best / disable_checkpointing: nnUNetv2_train's ``--c`` / ``--val`` / ``--npz`` /
         ``-pretrained_weights`` / ``--val_best`` / ``--disable_checkpointing``.
-        num_gpus: > 1 spawns one DDP process per GPU (cuda only).
+        num_gpus: > 1 spawns one DDP process per GPU (cuda only, one node).
         trust_checkpoint: read checkpoints with the full unpickler (``--trust_checkpoint``; trusted files only).
+
+    Under torchrun (its RANK / WORLD_SIZE / MASTER_* variables set) this process is one rank of a multi-process job:
+    see ``seganypet_nnunet.run.distributed`` (gloo on cpu, nccl on cuda; ``num_gpus`` is ignored).
 
     Returns:
         the trainer after validation (single process), None for DDP.
     """
+    from seganypet_nnunet.run import distributed
+
     run_kwargs = dict(
         continue_training=continue_training,
         only_run_validation=only_run_validation,
@@ -271,6 +254,10 @@ def train_with_class(
     preflight_checkpoints(
         trainer_class, dataset_name_or_id, configuration, fold, plans_identifier, **run_kwargs
     )  # unsafe or missing checkpoints are refused before the trainer writes its log
+    job = (trainer_class, str(dataset_name_or_id), configuration, fold, plans_identifier, device, run_kwargs)
+    if distributed.launched_by_torchrun():
+        distributed.run_rank(*job)
+        return None
     if num_gpus > 1:
         import torch.multiprocessing as mp
         from nnunetv2.run.run_training import find_free_network_port
@@ -279,12 +266,7 @@ def train_with_class(
             raise ValueError(f"DDP training (num_gpus > 1) needs -device cuda, got {device.type}")
         os.environ["MASTER_ADDR"] = "localhost"
         os.environ.setdefault("MASTER_PORT", str(find_free_network_port()))
-        mp.spawn(
-            _run_ddp,
-            args=(trainer_class, str(dataset_name_or_id), configuration, fold, plans_identifier, num_gpus, run_kwargs),
-            nprocs=num_gpus,
-            join=True,
-        )
+        mp.spawn(distributed.spawned_rank, args=(num_gpus, *job), nprocs=num_gpus, join=True)
         return None
     trainer = build_trainer(
         trainer_class, dataset_name_or_id, configuration, fold, plans_identifier, continue_training, device
