@@ -26,7 +26,7 @@ from typing import Sequence
 import torch
 
 from seganypet_nnunet import io_utils
-from seganypet_nnunet.errors import as_user_error, cli_entry
+from seganypet_nnunet.errors import SeganypetError, as_user_error, cli_entry
 from seganypet_nnunet.inference import split
 from seganypet_nnunet.inference.model_folder import load_model_folder
 from seganypet_nnunet.validation import check_device, check_output_folder, scan_input_folder
@@ -107,6 +107,10 @@ def predict_automatic(
     output_folder = check_output_folder(output_folder, {"-i": input_folder})
     check_device(device)
     m = load_model_folder(model_folder, folds, checkpoint, trusted=trust_checkpoint)
+    if getattr(m.network, "prompt_only", False):
+        raise SeganypetError(
+            f"{model_folder}: {type(m.network).__name__} is prompt-only (no automatic mode); pass --prompts FILE"
+        )
     ending = m.dataset_json["file_ending"]
     cases = split.select_part(
         input_cases(input_folder, ending, len(m.dataset_json["channel_names"])), num_parts, part_id

@@ -125,7 +125,7 @@ def test_cli_part_flags(five_cases, tmp_path):
     args = ["-i", str(images), "-o", str(tmp_path / "o"), "-d", "990", "-p", "SegAnyPETPlansTiny", "-f", "0"]
     args += ["-device", "cpu", "-npp", "0", "-nps", "0", "--disable_tta"]
     r = subprocess.run([*base, *args, "-num_parts", "2", "-part_id", "2"], capture_output=True, text=True)
-    assert r.returncode != 0 and "-part_id must be in 0..1" in r.stderr
+    assert r.returncode != 0 and "-part_id: must be in 0..1" in r.stderr
     r = subprocess.run([*base, *args, "-num_parts", "5", "-part_id", "4"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "o").glob("*.nii.gz")) == ["case04.nii.gz"]

@@ -94,11 +94,19 @@ def test_import_then_session_world_and_voxel_clicks(nnunet_env, raw_dataset_in_e
     session.add_point([c + 2 for c in centre_ijk], positive=False, space="voxel")
     several = session.add_point([c - 2 for c in centre_ijk], positive=True, space="voxel")
     assert several.shape == one.shape
-    assert len(session._targets["liver"].points) == 3
+    assert session.undo_steps == 3  # one step per click (public API)
     session.new_target("lesion_1")  # a second target on the same crop reuses its cached image embedding
     other = session.add_point(centre_ijk, space="voxel")
     labels, names = session.label_map()
     assert names == {1: "liver", 2: "lesion_1"} and labels.shape == other.shape
+
+    from seganypet_nnunet.errors import SeganypetError
+    from seganypet_nnunet.inference.predict import predict_automatic
+
+    out = nnunet_env.raw.parent / "auto_out"
+    with pytest.raises(SeganypetError, match="prompt-only .* pass --prompts"):
+        predict_automatic(folder, raw / "imagesTs", out, folds=("all",), device="cpu", npp=0, nps=0)
+    assert not out.exists()
 
 
 @pytest.mark.slow
