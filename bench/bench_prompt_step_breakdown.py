@@ -28,6 +28,8 @@ PARTS = {
     "correction clicks (numpy)": ("prompt_training.py", "add_correction_clicks"),
     "promptable loss": ("prompt_training.py", "promptable_loss"),
     "nnU-Net loss": ("deep_supervision.py", "forward"),
+    "optimizer step (SGDAdamW)": ("optim.py", "step"),
+    "gradient clipping": ("clip_grad.py", "clip_grad_norm_"),
     "backward + all-reduce + step": ("SegAnyPETTrainer.py", "_backward_and_step"),
     "whole train_step": ("SegAnyPETTrainer.py", "train_step"),
 }

@@ -1,9 +1,10 @@
 """Cheaper prompt path for SegAnyPETTrainer: opt-in variants, the default recipe is unchanged.
 
-Where a SegAnyPETTrainer step spends its extra time over nnUNetTrainer (bench/bench_train_throughput.py -variants):
-the decoder passes of the click loop (on average ``R / 2`` no-grad rounds + 1 differentiated round, R =
-``num_correction_rounds``), its backward, and the numpy click simulation (target sampling with connected components,
-EDT-based clicks) that runs between the passes on the CPU. Two levers, each a class attribute:
+Where a SegAnyPETTrainer step spends its time (bench/bench_prompt_step_breakdown.py; Tiny plans, 2-core CPU, noisy):
+backward + step ~65 % (the backbone's backward plus the differentiated decoder round's), backbone forward ~16 %,
+decoder passes ~14 % (on average ``R / 2`` no-grad rounds + 1 differentiated round, R = ``num_correction_rounds``),
+numpy click simulation (targets, first prompts, correction clicks) ~2 %. Ratios against nnUNetTrainer:
+bench/bench_train_throughput.py -variants. Two levers, each a class attribute:
 
 - ``round_decay`` = q < 1: the differentiated round r is drawn with p(r) ~ q^r instead of uniformly, so fewer no-grad
   rounds run on average (R = 4: 2.0 -> 0.84 at q = 0.5). With ``reweight_rounds`` the round's loss is multiplied by

@@ -112,8 +112,12 @@ def test_all_reduced_gradients_equal_one_process_on_the_concatenated_batch(runs,
         grads = _npz(runs["A"] / f"grads_rank{rank}.npz")
         extra = set(grads) - set(reference)  # DDP gives the coarsest deep-supervision output weight 1e-6, not 0
         assert set(reference) <= set(grads) and all(".seg_layers." in k for k in extra), extra
-        for k in reference:
-            np.testing.assert_allclose(grads[k], reference[k], rtol=2e-4, atol=2e-6, err_msg=f"rank {rank} {k}")
+        for k in reference:  # float32 sums over 32^3 voxels in another order: 1e-3 of the tensor's largest entry
+            tol = 1e-3 * float(np.abs(reference[k]).max()) + 1e-7
+            np.testing.assert_allclose(grads[k], reference[k], rtol=0, atol=tol, err_msg=f"rank {rank} {k}")
+        if rank == 1:  # after the all-reduce both ranks hold the same average, bit for bit
+            ours = _npz(runs["A"] / "grads_rank0.npz")
+            assert all(np.array_equal(ours[k], grads[k]) for k in grads)
     assert any(np.abs(g).max() > 0 for k, g in reference.items() if "image_encoder" not in k)  # prompt head trained
 
 
