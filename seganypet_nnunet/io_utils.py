@@ -47,11 +47,14 @@ def temp_prefix(name: str) -> str:
     return f".{name}.{_PID_TAG}{os.getpid()}."
 
 
-def remove_stale(folder: str | os.PathLike) -> list[Path]:
-    """Delete hidden temporary entries in ``folder`` (and its ``.seganypet_tmp``) whose writer process is gone."""
+def remove_stale(folder: str | os.PathLike, temp_dir_only: bool = False) -> list[Path]:
+    """Delete hidden temporary entries in ``folder`` (and its ``.seganypet_tmp``) whose writer process is gone.
+
+    ``temp_dir_only`` scans only ``.seganypet_tmp`` (cheap: every atomic write does it, however large ``folder`` is).
+    """
     removed = []
     folder = Path(folder)
-    for parent in (folder, folder / TMP_DIR):
+    for parent in (folder / TMP_DIR,) if temp_dir_only else (folder, folder / TMP_DIR):
         if not parent.is_dir():
             continue
         for entry in parent.iterdir():
@@ -75,7 +78,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     target = Path(target)
     tmp_dir = target.parent / TMP_DIR
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale(target.parent)
+    remove_stale(target.parent, temp_dir_only=True)
     suffix = "".join(target.suffixes) or ".tmp"
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target.name.split(".")[0]), suffix=suffix, dir=tmp_dir)
     os.close(fd)
