@@ -35,7 +35,6 @@ from seganypet_nnunet.evaluation.metrics import (
     surface_dice,
 )
 from seganypet_nnunet.evaluation.summary import structure_table
-from seganypet_nnunet.image_files import read_image_header
 from seganypet_nnunet.prompts.simulation import next_click
 
 __all__ = ["EvalCase", "Segmenter", "evaluate_interactive", "evaluate_model_folder", "find_cases", "structure_table"]
@@ -273,7 +272,7 @@ def _evaluate_case(case, segmenter, ref, instances, spacing_zyx, structures, les
 
 def _read_case(case: EvalCase) -> tuple[np.ndarray, np.ndarray | None, tuple[float, float, float]]:
     ref, spacing_zyx = S.read_label_array(case.label_file, f"case {case.case_id} reference")
-    reader = read_image_header(case.image_files[0])
+    reader = validation.read_header(case.image_files[0])
     if tuple(reader.GetSize()[::-1]) != ref.shape:
         raise ValueError(
             f"case {case.case_id}: reference {case.label_file} has shape (z, y, x) {ref.shape}, image "
