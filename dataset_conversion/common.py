@@ -114,6 +114,11 @@ def resample_to_reference(
 
 
 # ------------------------------------------------------------------------------------------------------------ labels
+def pet_ct_channels(with_ct: bool = True) -> dict[int, str]:
+    """dataset.json ``channel_names``: ``_0000`` PET, and ``_0001`` CT when ``with_ct``."""
+    return {0: "PET", 1: "CT"} if with_ct else {0: "PET"}
+
+
 def label_image_checked(label: sitk.Image, allowed: Iterable[int], path: Path, remap: Mapping[int, int] | None = None):
     """Return ``label`` as uint8 after checking its values are in ``allowed`` (after ``remap``); geometry kept.
 
