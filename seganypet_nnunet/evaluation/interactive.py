@@ -446,13 +446,8 @@ def evaluate_model_folder(
 ) -> dict:
     """``evaluate_interactive`` with a SegAnyPETSession from an nnU-Net model folder (labels, channels from its
     dataset.json); ``kwargs`` go to ``evaluate_interactive``."""
-    import json
-
     model_folder = Path(model_folder)
-    ds_file = model_folder / "dataset.json"
-    if not ds_file.is_file():
-        raise InputNotFoundError(f"{ds_file}: missing (not an nnU-Net model folder?)")
-    ds = json.loads(ds_file.read_text())
+    ds = io_utils.read_json_object(model_folder / "dataset.json")
     ending = ds.get("file_ending", ".nii.gz")
     validation.check_device(device)
     cases = find_cases(images_dir, labels_dir, instances_dir, len(ds["channel_names"]), ending)
