@@ -18,6 +18,7 @@ The SUV is the release's (AcquisitionTime-based); it is not re-derived.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from tqdm import tqdm
@@ -30,6 +31,7 @@ from seganypet_nnunet.dataset_conversion.common import (
     check_unique,
     image_to_channel,
     label_image_checked,
+    pet_ct_channels,
     put_image,
     read_image,
     read_image_info,
@@ -71,17 +73,33 @@ def find_autopet_studies(source_dir: Path) -> dict[str, tuple[str, Path]]:
 
 
 def _convert_study(case: str, study: Path, images: Path, labels: Path, with_ct: bool) -> None:
-    suv_path, seg_path, ct_path = study / "SUV.nii.gz", study / "SEG.nii.gz", study / "CTres.nii.gz"
+    seg_path, ct_path = study / "SEG.nii.gz", study / "CTres.nii.gz"
     if not seg_path.is_file():
         raise ConversionError(f"{study}: missing SEG.nii.gz")
     if with_ct and not ct_path.is_file():
         raise ConversionError(f"{study}: missing CTres.nii.gz (pass --no_ct for a PET-only dataset)")
+    write_autopet_study(case, study, seg_path, LESION_LABELS.values(), images, labels, with_ct)
+
+
+def write_autopet_study(
+    case: str,
+    study: Path,
+    label_path: Path,
+    allowed: Iterable[int],
+    images: Path,
+    labels: Path,
+    with_ct: bool,
+    remap: Mapping[int, int] | None = None,
+) -> None:
+    """One autoPET study (``SUV.nii.gz``, ``CTres.nii.gz``) + a label file → ``case``'s channels and label, after
+    checking the grids and the label values (``allowed`` after ``remap``); the caller checked the files exist."""
+    suv_path, ct_path = study / "SUV.nii.gz", study / "CTres.nii.gz"
     suv_info = read_image_info(suv_path)
-    seg = read_image(seg_path)
-    check_same_grid(suv_info, seg, suv_path, seg_path)
+    label = read_image(label_path)
+    check_same_grid(suv_info, label, suv_path, label_path)
     if with_ct:
         check_same_grid(suv_info, read_image_info(ct_path), suv_path, ct_path)
-    label = label_image_checked(seg, LESION_LABELS.values(), seg_path)
+    label = label_image_checked(label, allowed, label_path, remap=remap)
     image_to_channel(suv_path, images / f"{case}_0000.nii.gz")
     if with_ct:
         image_to_channel(ct_path, images / f"{case}_0001.nii.gz")
@@ -109,7 +127,7 @@ def convert_autopet_fdg(
         folder, images, labels, _ = stage
         for case, (_, study) in tqdm(sorted(cases.items()), desc="autoPET FDG", unit="case"):
             _convert_study(case, study, images, labels, with_ct)
-        channels = {0: "PET", 1: "CT"} if with_ct else {0: "PET"}
+        channels = pet_ct_channels(with_ct)
         write_dataset_json(
             folder, channels, LESION_LABELS, len(cases),
             name=dataset_name, reference="https://autopet.grand-challenge.org/ (FDG-PET-CT-Lesions NIfTI release)",

@@ -31,6 +31,7 @@ from seganypet_nnunet.dataset_conversion.common import (
     check_same_grid,
     image_to_channel,
     label_image_checked,
+    pet_ct_channels,
     put_image,
     put_json,
     read_image,
@@ -131,7 +132,7 @@ def convert_autopet_iv(
         if click_dir is not None:
             put_json(prompts_document(prompts), folder / "prompts.json")
         write_dataset_json(
-            folder, {0: "PET", 1: "CT"} if with_ct else {0: "PET"}, LABELS, len(cases),
+            folder, pet_ct_channels(with_ct), LABELS, len(cases),
             name=dataset_name, reference="https://autopet-iv.grand-challenge.org/ (FDG+PSMA release)",
             description="autoPET III/IV; channels reordered: _0000 = PET SUV (source _0001), _0001 = CT (source _0000)",
             tracer_per_case=tracers,

@@ -25,20 +25,15 @@ from seganypet_nnunet.dataset_conversion.common import (
     CHANNEL_HELP,
     ConversionError,
     add_common_arguments,
-    check_same_grid,
     check_unique,
-    image_to_channel,
-    label_image_checked,
-    put_image,
-    read_image,
-    read_image_info,
+    pet_ct_channels,
     require_cases,
     run_cli,
     staged_dataset,
     write_dataset_json,
     write_splits,
 )
-from seganypet_nnunet.dataset_conversion.Dataset221_AutoPET_FDG import autopet_case_id
+from seganypet_nnunet.dataset_conversion.Dataset221_AutoPET_FDG import autopet_case_id, write_autopet_study
 from seganypet_nnunet.errors import cli_entry
 
 ORGAN_LABELS = {
@@ -101,17 +96,9 @@ def convert_autopet_organ(
             suv_path, ct_path = study / "SUV.nii.gz", study / "CTres.nii.gz"
             if not suv_path.is_file() or (with_ct and not ct_path.is_file()):
                 raise ConversionError(f"{study}: missing {'SUV.nii.gz' if not suv_path.is_file() else 'CTres.nii.gz'}")
-            suv_info, label = read_image_info(suv_path), read_image(label_path)
-            check_same_grid(suv_info, label, suv_path, label_path)
-            if with_ct:
-                check_same_grid(suv_info, read_image_info(ct_path), suv_path, ct_path)
-            label = label_image_checked(label, ORGAN_LABELS.values(), label_path, remap=ALIASES)
-            image_to_channel(suv_path, images / f"{case}_0000.nii.gz")
-            if with_ct:
-                image_to_channel(ct_path, images / f"{case}_0001.nii.gz")
-            put_image(label, labels / f"{case}.nii.gz")
+            write_autopet_study(case, study, label_path, ORGAN_LABELS.values(), images, labels, with_ct, ALIASES)
         write_dataset_json(
-            folder, {0: "PET", 1: "CT"} if with_ct else {0: "PET"}, ORGAN_LABELS, len(cases),
+            folder, pet_ct_channels(with_ct), ORGAN_LABELS, len(cases),
             name=dataset_name,
             reference="https://github.com/YichiZhang98/SegAnyPET (AutoPET-Organ labels) + autoPET FDG",
             description="AutoPET-Organ organ labels on autoPET SUV; label 12 merged into 11 (lung_middle_lobe_right)",

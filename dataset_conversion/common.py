@@ -25,7 +25,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from seganypet_nnunet import validation
-from seganypet_nnunet.errors import SeganypetError
+from seganypet_nnunet.errors import SeganypetError, reraise_as
 from seganypet_nnunet.io_utils import TMP_DIR, copy_file, remove_stale, temp_prefix, write_image, write_json
 from seganypet_nnunet.paths import dataset_folder_name, nnunet_folder
 from seganypet_nnunet.splits import CASE_TO_PATIENT, SPLITS_FILE, write_patient_splits
@@ -44,27 +44,17 @@ class ConversionError(SeganypetError):
     """A bad input; the message is one line naming the file/case and the problem."""
 
 
-@contextlib.contextmanager
-def _as_conversion_error() -> Iterator[None]:
-    try:
-        yield
-    except ConversionError:
-        raise
-    except SeganypetError as err:
-        raise ConversionError(str(err)) from None
-
-
 # ----------------------------------------------------------------------------------------------------------- reading
 def read_image_info(path: Path) -> sitk.ImageFileReader:
     """Read only the header of ``path`` (cheap); ConversionError if missing, empty, truncated, unreadable or not 3D."""
-    with _as_conversion_error():
+    with reraise_as(ConversionError):
         return validation.read_header(path)
 
 
 def read_image(path: Path, require_signal: bool = False) -> sitk.Image:
     """Read a 3D scalar image (any SimpleITK format) after ``read_image_info``'s checks; NaN/Inf voxels (and with
     ``require_signal`` an all-zero image) are a ConversionError."""
-    with _as_conversion_error():
+    with reraise_as(ConversionError):
         return validation.read_checked_image(path, require_signal=require_signal)
 
 
@@ -124,6 +114,11 @@ def resample_to_reference(
 
 
 # ------------------------------------------------------------------------------------------------------------ labels
+def pet_ct_channels(with_ct: bool = True) -> dict[int, str]:
+    """dataset.json ``channel_names``: ``_0000`` PET, and ``_0001`` CT when ``with_ct``."""
+    return {0: "PET", 1: "CT"} if with_ct else {0: "PET"}
+
+
 def label_image_checked(label: sitk.Image, allowed: Iterable[int], path: Path, remap: Mapping[int, int] | None = None):
     """Return ``label`` as uint8 after checking its values are in ``allowed`` (after ``remap``); geometry kept.
 

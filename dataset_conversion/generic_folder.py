@@ -25,6 +25,7 @@ from seganypet_nnunet.dataset_conversion.common import (
     image_to_channel,
     label_image_checked,
     load_label_map,
+    pet_ct_channels,
     put_image,
     read_image,
     require_cases,
@@ -145,7 +146,7 @@ def convert_generic_folder(
             if with_ct:
                 _channel(files["ct"], pet, folder / "imagesTs" / f"{case}_0001.nii.gz", resample, -1024.0)
         write_dataset_json(
-            folder, {0: "PET", 1: "CT"} if with_ct else {0: "PET"}, labels_map, len(cases),
+            folder, pet_ct_channels(with_ct), labels_map, len(cases),
             name=dataset_name, description=f"generic folder conversion of {Path(source_dir).name}",
         )  # fmt: skip
         write_splits(folder, patients)

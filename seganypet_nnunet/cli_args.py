@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from seganypet_nnunet.errors import SeganypetError
+from seganypet_nnunet.errors import SeganypetError, as_user_error
 from seganypet_nnunet.validation import check_device
 
 DEFAULT_PLANS = "SegAnyPETPlans"  # SegAnyPETPlanner's plans identifier (planners/seganypet_planner.py uses this)
@@ -54,6 +54,38 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-device", default="cuda", choices=DEVICES, help="[OPTIONAL] cuda (default, as nnU-Net), cpu or mps"
     )
+
+
+def add_trust_checkpoint_argument(parser: argparse.ArgumentParser, which: str = "") -> None:
+    """``--trust_checkpoint`` (full unpickler for checkpoints); ``which`` names the checkpoint flags, if any."""
+    parser.add_argument(
+        "--trust_checkpoint",
+        action="store_true",
+        help=f"[OPTIONAL] also load checkpoints{which} holding objects other than tensors and plain types; unpickling "
+        "such a file can run code: only for files from a source you trust",
+    )
+
+
+def add_model_folder_argument(parser: argparse.ArgumentParser) -> None:
+    """``-m``: a model folder instead of ``-d -c -p -tr``."""
+    parser.add_argument("-m", default=None, help="[OPTIONAL] model folder (overrides -d/-c/-p/-tr)")
+
+
+def require_model_choice(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage error unless ``-m`` or ``-d`` was given."""
+    if args.m is None and args.d is None:
+        parser.error("give -m MODEL_FOLDER or -d DATASET (with -c/-p/-tr)")
+
+
+def resolve_model_folder(args: argparse.Namespace) -> Path:
+    """``-m`` if given, else ``model_folder(args)`` under ``$nnUNet_results`` (one line if unset or ``-d`` unknown)."""
+    if getattr(args, "m", None) is not None:
+        return Path(args.m)
+    from seganypet_nnunet.paths import nnunet_folder
+
+    nnunet_folder("nnUNet_results")
+    with as_user_error(f"-d {args.d}", RuntimeError, ValueError):
+        return model_folder(args)
 
 
 def make_device(name: str) -> torch.device:

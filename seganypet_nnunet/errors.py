@@ -56,6 +56,17 @@ def as_user_error(field: str, *types: type[BaseException]) -> Iterator[None]:
         raise SeganypetError(f"{field}: {one_line(err)}") from None
 
 
+@contextlib.contextmanager
+def reraise_as(error: type[SeganypetError]) -> Iterator[None]:
+    """Re-raise a SeganypetError from a block as ``error`` (a subclass, e.g. ConversionError), same one-line message."""
+    try:
+        yield
+    except error:
+        raise
+    except SeganypetError as err:
+        raise error(str(err)) from None
+
+
 def one_line(error: BaseException) -> str:
     """The error's message on one line (newlines folded, at most 500 characters)."""
     text = " ".join(str(error).split()) or type(error).__name__

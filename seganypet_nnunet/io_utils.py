@@ -128,6 +128,27 @@ def write_json(obj, target: str | os.PathLike, indent: int = 2) -> Path:
     return Path(target)
 
 
+def read_json_object(path: str | os.PathLike) -> dict:
+    """A JSON file holding an object (a model folder's plans.json / dataset.json); one line naming it otherwise.
+
+    Raises:
+        InputNotFoundError: the file is missing.
+        SeganypetError: unreadable JSON, or not a JSON object.
+    """
+    from seganypet_nnunet.errors import InputNotFoundError, SeganypetError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputNotFoundError(f"{path}: missing (not an nnU-Net model folder?)")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SeganypetError(f"{path}: unreadable JSON ({err})") from None
+    if not isinstance(doc, dict):
+        raise SeganypetError(f"{path}: must hold a JSON object")
+    return doc
+
+
 def copy_file(source: str | os.PathLike, target: str | os.PathLike) -> Path:
     """Copy a file atomically (the source is never modified) and return the final path."""
     with atomic_path(target) as tmp:

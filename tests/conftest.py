@@ -7,6 +7,8 @@
 - ``small_synthetic_raw``: ONE small synthetic dataset (id 901, 6 training cases from 4 patients + 2 test cases,
   64^3 voxels, <= 3 lesions per case) written once per session; returns its folder. Do not modify it: copy it.
 - ``raw_dataset_in_env``: that dataset copied into ``nnunet_env.raw``; returns ``(901, folder)``.
+- ``model``: ``(raw folder, model folder)`` of the shared tiny untrained model (``inference_data.shared_model``),
+  nnU-Net variables set while the module runs; read-only. A module that needs something else defines its own.
 """
 
 from __future__ import annotations
@@ -64,3 +66,12 @@ def raw_dataset_in_env(nnunet_env: NnUNetEnv, small_synthetic_raw: Path) -> tupl
     target = nnunet_env.raw / small_synthetic_raw.name
     shutil.copytree(small_synthetic_raw, target)
     return SMALL_DATASET_ID, target
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory):
+    """The shared tiny model (module docstring); tests set its variables again with ``shared_model(None, mp)``."""
+    from inference_data import shared_model
+
+    with pytest.MonkeyPatch.context() as mp:
+        yield shared_model(tmp_path_factory, mp)

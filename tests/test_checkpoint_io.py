@@ -17,12 +17,6 @@ from seganypet_nnunet.checkpoint_io import CheckpointError, load_checkpoint
 PLANS = "SegAnyPETPlansTiny"
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        yield shared_model(tmp_path_factory, mp)
-
-
 @pytest.fixture
 def evil(model, tmp_path, monkeypatch):
     """A copy of the shared model folder named ``Evil__...`` whose fold-0 checkpoint runs code; returns (folder,

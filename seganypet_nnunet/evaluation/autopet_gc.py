@@ -147,18 +147,23 @@ def write_grand_challenge_input(
 
 def predict_autopet_gc_entry() -> None:
     """Console script ``seganypet_predict_autopet_gc``."""
-    from seganypet_nnunet.cli_args import add_model_arguments, model_folder, parse_folds
+    from seganypet_nnunet.cli_args import (
+        add_model_arguments,
+        add_model_folder_argument,
+        model_folder,
+        parse_folds,
+        require_model_choice,
+    )
 
     p = argparse.ArgumentParser(description="autoPET IV grand-challenge layout: /input (PET, CT, clicks) → /output.")
     p.add_argument("-i", default="/input", help="[OPTIONAL] input folder. Default: /input")
     p.add_argument("-o", default="/output", help="[OPTIONAL] output folder. Default: /output")
     add_model_arguments(p, dataset_required=False, default_folds=["0"])
-    p.add_argument("-m", default=None, help="[OPTIONAL] model folder (overrides -d/-c/-p/-tr)")
+    add_model_folder_argument(p)
     p.add_argument("-device", default="cpu", help="[OPTIONAL] cpu (default), cuda or mps")
     p.add_argument("--save_steps", action="store_true", help="[OPTIONAL] also write OUT/steps/<uuid>_pred0..10.mha")
     a = p.parse_args()
-    if a.m is None and a.d is None:
-        p.error("give -m MODEL_FOLDER or -d DATASET (with -c/-p/-tr)")
+    require_model_choice(p, a)
     folds = parse_folds(a.f)
     model = a.m or model_folder(a)
     out = predict_grand_challenge(

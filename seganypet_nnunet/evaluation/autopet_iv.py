@@ -18,7 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from seganypet_nnunet import io_utils
+from seganypet_nnunet import io_utils, validation
 from seganypet_nnunet.evaluation import protocols as P
 from seganypet_nnunet.evaluation.autopet_score import N_STEPS, format_steps_table, score_folder
 
@@ -76,13 +76,6 @@ def run_click_steps(
     return masks
 
 
-def _image_info(file: str) -> sitk.ImageFileReader:
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(file))
-    reader.ReadImageInformation()
-    return reader
-
-
 def run_autopet_iv(
     model_folder: Path,
     images_dir: Path,
@@ -121,7 +114,7 @@ def run_autopet_iv(
     session = SegAnyPETSession.from_model_folder(model_folder, folds=tuple(folds), checkpoint=checkpoint, device=device)
     pred_dir = Path(output_folder) / "predictions"
     for cid, files in tqdm(sorted(cases.items()), desc="autoPET IV protocol", unit="case"):
-        tumour, background = read_clicks(clicks[cid], _image_info(files[0]))
+        tumour, background = read_clicks(clicks[cid], validation.read_header(files[0]))
         session.set_image([str(f) for f in files])
         initial = P.automatic_mask(auto, cid, ending, value, session.array_shape)
         masks = run_click_steps(P.SessionPrompter(session), initial, tumour, background, n_steps)

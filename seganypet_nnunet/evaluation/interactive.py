@@ -35,7 +35,6 @@ from seganypet_nnunet.evaluation.metrics import (
     surface_dice,
 )
 from seganypet_nnunet.evaluation.summary import structure_table
-from seganypet_nnunet.image_files import read_image_header
 from seganypet_nnunet.prompts.simulation import next_click
 
 __all__ = ["EvalCase", "Segmenter", "evaluate_interactive", "evaluate_model_folder", "find_cases", "structure_table"]
@@ -273,7 +272,7 @@ def _evaluate_case(case, segmenter, ref, instances, spacing_zyx, structures, les
 
 def _read_case(case: EvalCase) -> tuple[np.ndarray, np.ndarray | None, tuple[float, float, float]]:
     ref, spacing_zyx = S.read_label_array(case.label_file, f"case {case.case_id} reference")
-    reader = read_image_header(case.image_files[0])
+    reader = validation.read_header(case.image_files[0])
     if tuple(reader.GetSize()[::-1]) != ref.shape:
         raise ValueError(
             f"case {case.case_id}: reference {case.label_file} has shape (z, y, x) {ref.shape}, image "
@@ -447,13 +446,8 @@ def evaluate_model_folder(
 ) -> dict:
     """``evaluate_interactive`` with a SegAnyPETSession from an nnU-Net model folder (labels, channels from its
     dataset.json); ``kwargs`` go to ``evaluate_interactive``."""
-    import json
-
     model_folder = Path(model_folder)
-    ds_file = model_folder / "dataset.json"
-    if not ds_file.is_file():
-        raise InputNotFoundError(f"{ds_file}: missing (not an nnU-Net model folder?)")
-    ds = json.loads(ds_file.read_text())
+    ds = io_utils.read_json_object(model_folder / "dataset.json")
     ending = ds.get("file_ending", ".nii.gz")
     validation.check_device(device)
     cases = find_cases(images_dir, labels_dir, instances_dir, len(ds["channel_names"]), ending)
@@ -483,9 +477,12 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
     from seganypet_nnunet.cli_args import (
         add_device_argument,
         add_model_arguments,
+        add_model_folder_argument,
+        add_trust_checkpoint_argument,
         device_from_args,
-        model_folder,
         parse_folds,
+        require_model_choice,
+        resolve_model_folder,
     )
     from seganypet_nnunet.evaluation.protocols import add_protocol_arguments, run_protocol
 
@@ -494,7 +491,7 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
     p.add_argument("-ref", required=True, help="[REQUIRED] reference labels folder (CASE.nii.gz)")
     p.add_argument("-o", required=True, help="[REQUIRED] output folder (summary.json, dice_vs_clicks.png)")
     add_model_arguments(p, dataset_required=False, default_folds=["0"])
-    p.add_argument("-m", default=None, help="[OPTIONAL] model folder (overrides -d/-c/-p/-tr)")
+    add_model_folder_argument(p)
     p.add_argument("-n_clicks", type=int, default=5, help="[OPTIONAL] clicks per target. Default: 5")
     p.add_argument("-tolerance_mm", type=float, default=2.0, help="[OPTIONAL] NSD tolerance in mm. Default: 2")
     p.add_argument("-targets", nargs="+", default=None, help="[OPTIONAL] structure names to evaluate (dataset.json)")
@@ -510,56 +507,19 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
     p.add_argument("-auto_pred", default=None, help="[OPTIONAL] automatic-mode segmentations folder")
     p.add_argument("-baseline_pred", default=None, help="[OPTIONAL] nnU-Net baseline segmentations folder")
     add_device_argument(p)
-    p.add_argument(
-        "--trust_checkpoint",
-        action="store_true",
-        help="[OPTIONAL] also load checkpoints holding objects other than tensors and plain types; unpickling such a "
-        "file can run code: only for files from a source you trust",
-    )
+    add_trust_checkpoint_argument(p)
     add_protocol_arguments(p)  # --protocol clicks|sam_med3d|both|autopet_iv|autopet_v
     a = p.parse_args(argv)
-    if a.m is None and a.d is None:
-        p.error("give -m MODEL_FOLDER or -d DATASET (with -c/-p/-tr)")
+    require_model_choice(p, a)
     validation.check_output_folder(a.o, {"-i": a.i, "-ref": a.ref})
     device = device_from_args(a).type
-    if a.m is None:
-        from seganypet_nnunet.paths import nnunet_folder
-
-        nnunet_folder("nnUNet_results")
-        with as_user_error(f"-d {a.d}", RuntimeError, ValueError):
-            a.m = model_folder(a)
-    a.m = Path(a.m)
+    a.m = resolve_model_folder(a)
     with as_user_error("-f"):
         folds = parse_folds(a.f)
     if a.protocol in ("autopet_iv", "autopet_v"):
         run_protocol(a, folds)
         return
-    if a.protocol in ("sam_med3d", "both"):
-        from seganypet_nnunet.evaluation.sam_med3d_protocol import evaluate_model_folder_sam_med3d
-
-        evaluate_model_folder_sam_med3d(
-            a.m,
-            Path(a.i),
-            Path(a.ref),
-            Path(a.o),
-            folds=folds,
-            checkpoint=a.chk,
-            device=device,
-            instances_dir=Path(a.instances) if a.instances else None,
-            lesion_names=a.lesion_labels,
-            n_clicks=a.n_clicks,
-            tolerance_mm=a.tolerance_mm,
-            target_names=a.targets,
-            seed=a.seed,
-            trust_checkpoint=a.trust_checkpoint,
-        )
-        if a.protocol == "sam_med3d":
-            return
-    summary = evaluate_model_folder(
-        a.m,
-        Path(a.i),
-        Path(a.ref),
-        Path(a.o),
+    common = dict(
         folds=folds,
         checkpoint=a.chk,
         device=device,
@@ -568,10 +528,21 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
         tolerance_mm=a.tolerance_mm,
         target_names=a.targets,
         lesion_names=a.lesion_labels,
+        trust_checkpoint=a.trust_checkpoint,
+    )
+    folders = (a.m, Path(a.i), Path(a.ref), Path(a.o))
+    if a.protocol in ("sam_med3d", "both"):
+        from seganypet_nnunet.evaluation.sam_med3d_protocol import evaluate_model_folder_sam_med3d
+
+        evaluate_model_folder_sam_med3d(*folders, seed=a.seed, **common)
+        if a.protocol == "sam_med3d":
+            return
+    summary = evaluate_model_folder(
+        *folders,
         seed=a.seed if a.random_clicks else None,
         auto_pred=Path(a.auto_pred) if a.auto_pred else None,
         baseline_pred=Path(a.baseline_pred) if a.baseline_pred else None,
-        trust_checkpoint=a.trust_checkpoint,
+        **common,
     )
     rows = S.structure_table(summary, S.table_clicks(a.n_clicks))
     print("\nDice per structure (mean over targets):\n")

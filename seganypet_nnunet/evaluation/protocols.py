@@ -9,7 +9,6 @@ it: the session's lesion target is initialised with that mask (``add_mask``, a d
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Mapping, Protocol, Sequence
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from seganypet_nnunet.errors import SeganypetError
 from seganypet_nnunet.evaluation.summary import read_label_array
+from seganypet_nnunet.io_utils import read_json_object
 
 PROTOCOLS = ("clicks", "sam_med3d", "both", "autopet_iv", "autopet_v")
 LESION_NAMES = ("lesion", "lesions", "tumor", "tumour")
@@ -70,11 +70,8 @@ def lesion_label(labels: Mapping[str, int]) -> int:
 
 
 def model_dataset_json(model_folder: str | Path) -> dict:
-    """dataset.json of an nnU-Net model folder (FileNotFoundError naming it when missing)."""
-    f = Path(model_folder) / "dataset.json"
-    if not f.is_file():
-        raise FileNotFoundError(f"model folder {model_folder}: missing dataset.json")
-    return json.loads(f.read_text())
+    """dataset.json of an nnU-Net model folder (``io_utils.read_json_object``: InputNotFoundError when missing)."""
+    return read_json_object(Path(model_folder) / "dataset.json")
 
 
 def automatic_folder(

@@ -200,12 +200,10 @@ def evaluate_model_folder_sam_med3d(
     **kwargs,
 ) -> dict:
     """``evaluate_sam_med3d`` on an nnU-Net model folder (labels and channels from its dataset.json)."""
-    import json
-
     from seganypet_nnunet.inference.model_folder import load_model_folder
 
     model_folder = Path(model_folder)
-    ds = json.loads((model_folder / "dataset.json").read_text())
+    ds = io_utils.read_json_object(model_folder / "dataset.json")
     ending = ds.get("file_ending", ".nii.gz")
     cases = find_cases(images_dir, labels_dir, instances_dir, len(ds["channel_names"]), ending)
     session = OracleCropSession(

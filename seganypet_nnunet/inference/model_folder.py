@@ -72,18 +72,6 @@ def build_network(
     return nnUNetTrainer.build_network_architecture(plans_manager, configuration_manager, n_in, n_out, False)
 
 
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise InputNotFoundError(f"{path}: missing (not an nnU-Net model folder?)")
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SeganypetError(f"{path}: unreadable JSON ({err})") from None
-    if not isinstance(doc, dict):
-        raise SeganypetError(f"{path}: must hold a JSON object")
-    return doc
-
-
 def _checkpoint_field(ckpt, key: str, path: Path):
     if not isinstance(ckpt, dict) or key not in ckpt:
         raise CheckpointError(f"{path}: not an nnU-Net checkpoint (no {key!r} entry)")
@@ -112,8 +100,8 @@ def load_model_folder(
         raise SeganypetError(f"{folder}: folds must name at least one fold")
     if not folder.is_dir():
         raise InputNotFoundError(f"{folder}: model folder not found")
-    plans = _read_json(folder / "plans.json")
-    dataset_json = _read_json(folder / "dataset.json")
+    plans = io_utils.read_json_object(folder / "plans.json")
+    dataset_json = io_utils.read_json_object(folder / "dataset.json")
     paths = [folder / f"fold_{f}" / checkpoint for f in folds]
     for f, path in zip(folds, paths, strict=True):
         if not path.is_file():

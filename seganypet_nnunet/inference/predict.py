@@ -236,11 +236,11 @@ def predict_entry(argv: list[str] | None = None) -> None:
     from seganypet_nnunet.cli_args import (
         add_device_argument,
         add_model_arguments,
+        add_trust_checkpoint_argument,
         device_from_args,
-        model_folder,
         parse_folds,
+        resolve_model_folder,
     )
-    from seganypet_nnunet.paths import nnunet_folder
 
     p = argparse.ArgumentParser(description="SegAnyPET prediction (nnUNetv2_predict flags; --prompts for prompts)")
     p.add_argument("-i", required=True, help="[REQUIRED] input folder (CASE_0000.nii.gz ...)")
@@ -255,12 +255,7 @@ def predict_entry(argv: list[str] | None = None) -> None:
     p.add_argument("-npp", type=int, default=3, help="[OPTIONAL] preprocessing processes. Default: 3")
     p.add_argument("-nps", type=int, default=3, help="[OPTIONAL] export processes. Default: 3")
     p.add_argument("--verbose", action="store_true", help="[OPTIONAL] talk more; tracebacks for errors")
-    p.add_argument(
-        "--trust_checkpoint",
-        action="store_true",
-        help="[OPTIONAL] also load checkpoints holding objects other than tensors and plain types; unpickling such a "
-        "file can run code: only for files from a source you trust",
-    )
+    add_trust_checkpoint_argument(p)
     p.add_argument("-num_parts", type=int, default=1, help="[OPTIONAL] split the cases into this many parts")
     p.add_argument("-part_id", type=int, default=0, help="[OPTIONAL] which part (0..num_parts-1) this run does")
     p.add_argument("--continue_prediction", action="store_true", help="[OPTIONAL] skip cases with valid outputs")
@@ -275,41 +270,29 @@ def predict_entry(argv: list[str] | None = None) -> None:
         from seganypet_nnunet.prompts.prompt_file import PromptFileError
 
         raise PromptFileError(f"{a.prompts}: --prompts file not found")
-    nnunet_folder("nnUNet_results")
-    with as_user_error(f"-d {a.d}", RuntimeError, ValueError):
-        model = model_folder(a)
+    model = resolve_model_folder(a)
+    common = dict(
+        folds=folds,
+        checkpoint=a.chk,
+        device=device,
+        trust_checkpoint=a.trust_checkpoint,
+        num_parts=a.num_parts,
+        part_id=a.part_id,
+        continue_prediction=a.continue_prediction,
+    )
     if a.prompts:
-        predict_prompted(
-            model,
-            a.i,
-            a.o,
-            a.prompts,
-            folds=folds,
-            checkpoint=a.chk,
-            device=device,
-            per_target_files=a.per_target_files,
-            trust_checkpoint=a.trust_checkpoint,
-            num_parts=a.num_parts,
-            part_id=a.part_id,
-            continue_prediction=a.continue_prediction,
-        )
+        predict_prompted(model, a.i, a.o, a.prompts, per_target_files=a.per_target_files, **common)
     else:
         predict_automatic(
             model,
             a.i,
             a.o,
-            folds=folds,
-            checkpoint=a.chk,
-            device=device,
             step_size=a.step_size,
             disable_tta=a.disable_tta,
             save_probabilities=a.save_probabilities,
             npp=a.npp,
             nps=a.nps,
             verbose=a.verbose,
-            trust_checkpoint=a.trust_checkpoint,
-            num_parts=a.num_parts,
-            part_id=a.part_id,
-            continue_prediction=a.continue_prediction,
             prev_stage_predictions=a.prev_stage_predictions,
+            **common,
         )

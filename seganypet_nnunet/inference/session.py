@@ -22,7 +22,6 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from seganypet_nnunet.image_files import check_complete
 from seganypet_nnunet.inference import coordinates as C
 from seganypet_nnunet.inference.follow import Box, box_slices, centred_box, follow_object
 from seganypet_nnunet.inference.image_input import preprocess_image, read_image
@@ -30,6 +29,7 @@ from seganypet_nnunet.inference.model_folder import LoadedModel, load_model_fold
 from seganypet_nnunet.inference.revert import BACKGROUND_LOGIT, RegionReverter
 from seganypet_nnunet.inference.undo import UndoHistory, UndoStep, pack, unpack
 from seganypet_nnunet.prompts.types import Prompts
+from seganypet_nnunet.validation import check_not_truncated
 
 DEFAULT_UNDO_DEPTH = 32
 DEFAULT_UNDO_BYTES = 64 * 2**20
@@ -125,7 +125,7 @@ class SegAnyPETSession:
         files = [image] if isinstance(image, (str, Path)) else image if isinstance(image, list) else []
         for f in files:
             if isinstance(f, (str, Path)) and Path(f).is_file():
-                check_complete(f, ValueError)
+                check_not_truncated(f)
         try:
             data, props = read_image(image, properties, m.plans_manager)
         except RuntimeError as err:  # SimpleITK: unreadable file

@@ -8,23 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seganypet_nnunet.model.transformer import TwoWayTransformer
-
-
-class MLP(nn.Module):
-    """``num_layers`` Linear layers with ReLU in between, on (..., in_dim) vectors."""
-
-    def __init__(self, *, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int) -> None:
-        super().__init__()
-        dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = F.relu(x)
-        return x
+from seganypet_nnunet.model.transformer import MLP, TwoWayTransformer, hypernetwork_mlps, hypernetwork_weights
 
 
 class MaskDecoder3D(nn.Module):
@@ -58,9 +42,8 @@ class MaskDecoder3D(nn.Module):
         # channels, so each mask token weighs "near a positive click", "looks like a negative click", ... directly.
         self.num_click_maps = num_click_maps
         self.click_fuse = nn.Conv3d(num_click_maps, mask_channels, kernel_size=1) if num_click_maps else None
-        self.output_hypernetworks_mlps = nn.ModuleList(
-            MLP(in_dim=embed_dim, hidden_dim=embed_dim, out_dim=mask_channels + num_click_maps, num_layers=3)
-            for _ in range(self.num_mask_tokens)
+        self.output_hypernetworks_mlps = hypernetwork_mlps(
+            embed_dim=embed_dim, out_dim=mask_channels + num_click_maps, num_mask_tokens=self.num_mask_tokens
         )
         self.iou_prediction_head = MLP(
             in_dim=embed_dim, hidden_dim=iou_head_hidden_dim, out_dim=self.num_mask_tokens, num_layers=iou_head_depth
@@ -100,9 +83,7 @@ class MaskDecoder3D(nn.Module):
         iou = self.iou_prediction_head(hs[:, 0])
         sel = slice(1, self.num_mask_tokens) if multimask else slice(0, 1)
         mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens]
-        hyper = torch.stack(
-            [mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)][sel], dim=1
-        )
+        hyper = hypernetwork_weights(self.output_hypernetworks_mlps, mask_tokens_out)[:, sel]
         grid = image_tokens.shape[2:]
         low = self.token_to_mask(src).transpose(1, 2).reshape(b, -1, *grid)
         hr_shape = highres_map.shape[2:]

@@ -20,6 +20,37 @@ class MLPBlock(nn.Module):
         return self.lin2(self.act(self.lin1(x)))
 
 
+class MLP(nn.Module):
+    """``num_layers`` Linear layers with ReLU in between, on (..., in_dim) vectors (keys ``layers.{i}``).
+
+    The mask decoders' hypernetworks and IoU heads (ours and SAM-Med3D's) are both built from it.
+    """
+
+    def __init__(self, *, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int) -> None:
+        super().__init__()
+        dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = F.relu(x)
+        return x
+
+
+def hypernetwork_mlps(*, embed_dim: int, out_dim: int, num_mask_tokens: int) -> nn.ModuleList:
+    """One 3-layer MLP per mask token (embed_dim -> embed_dim -> out_dim): ``output_hypernetworks_mlps``."""
+    return nn.ModuleList(
+        MLP(in_dim=embed_dim, hidden_dim=embed_dim, out_dim=out_dim, num_layers=3) for _ in range(num_mask_tokens)
+    )
+
+
+def hypernetwork_weights(mlps: nn.ModuleList, mask_tokens: torch.Tensor) -> torch.Tensor:
+    """(B, M, out_dim) per-mask weights: MLP i applied to mask token i of ``mask_tokens`` (B, M, C)."""
+    return torch.stack([mlp(mask_tokens[:, i]) for i, mlp in enumerate(mlps)], dim=1)
+
+
 class Attention(nn.Module):
     """Multi-head attention whose internal width may be reduced by ``downsample_rate`` (cheaper projections)."""
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from seganypet_nnunet.errors import SeganypetError
-from seganypet_nnunet.image_files import read_image_header
+from seganypet_nnunet.errors import SeganypetError, reraise_as
 from seganypet_nnunet.inference.coordinates import geometry_reference, inside_image, to_voxel
+from seganypet_nnunet.validation import read_header
 
 SCHEMA = "seganypet-prompts/1"
 SPACES = ("voxel", "world")
@@ -216,7 +216,8 @@ def _autopet_case(path: Path, case_images: dict[str, list[str]]) -> str:
 
 
 def _image_info(file: str) -> sitk.ImageFileReader:
-    return read_image_header(file, PromptFileError)
+    with reraise_as(PromptFileError):
+        return read_header(file)
 
 
 def check_inside(targets: list[TargetPrompts], info, where: str) -> None:

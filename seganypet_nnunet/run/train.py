@@ -280,7 +280,13 @@ def train_entry(argv: list[str] | None = None) -> None:
     """Console script ``seganypet_train`` (nnUNetv2_train's flags)."""
     import argparse
 
-    from seganypet_nnunet.cli_args import DEFAULT_TRAINER, add_device_argument, add_plans_argument, device_from_args
+    from seganypet_nnunet.cli_args import (
+        DEFAULT_TRAINER,
+        add_device_argument,
+        add_plans_argument,
+        add_trust_checkpoint_argument,
+        device_from_args,
+    )
     from seganypet_nnunet.trainers.registry import TRAINERS, get_trainer_class
 
     p = argparse.ArgumentParser(description="Train a SegAnyPET / baseline trainer with nnU-Net's layout.")
@@ -301,12 +307,7 @@ def train_entry(argv: list[str] | None = None) -> None:
     p.add_argument("--val_best", action="store_true", help="[OPTIONAL] validate with checkpoint_best.pth")
     p.add_argument("--disable_checkpointing", action="store_true", help="[OPTIONAL] write no checkpoints")
     add_device_argument(p)
-    p.add_argument(
-        "--trust_checkpoint",
-        action="store_true",
-        help="[OPTIONAL] also load checkpoints (--c, -pretrained_weights) holding objects other than tensors and plain "
-        "types; unpickling such a file can run code: only for files from a source you trust",
-    )
+    add_trust_checkpoint_argument(p, " (--c, -pretrained_weights)")
     a = p.parse_args(argv)
     if a.tr not in TRAINERS:
         raise SeganypetError(f"-tr {a.tr!r}: unknown trainer; valid names: {', '.join(sorted(TRAINERS))}")

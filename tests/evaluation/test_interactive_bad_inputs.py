@@ -13,12 +13,6 @@ from seganypet_nnunet.evaluation.interactive import evaluate_entry
 CMD = "seganypet_evaluate"
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        yield shared_model(tmp_path_factory, mp)
-
-
 @pytest.fixture
 def root(model, tmp_path, monkeypatch):
     shared_model(None, monkeypatch)

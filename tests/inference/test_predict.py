@@ -9,15 +9,8 @@ import sys
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from inference_data import shared_model
 
 from seganypet_nnunet.prompts.prompt_file import SCHEMA
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        yield shared_model(tmp_path_factory, mp)
 
 
 def _cli(args, cwd):

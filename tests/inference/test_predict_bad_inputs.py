@@ -32,12 +32,6 @@ from seganypet_nnunet.prompts.prompt_file import SCHEMA
 CMD = "seganypet_predict"
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        yield shared_model(tmp_path_factory, mp)
-
-
 @pytest.fixture
 def case_dir(model, tmp_path, monkeypatch):
     """tmp_path/in with the two good test images (env vars of the shared model set for this test)."""

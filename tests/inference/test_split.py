@@ -11,7 +11,6 @@ import sys
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from inference_data import shared_model
 
 from seganypet_nnunet.inference.predict import predict_automatic, predict_prompted
 from seganypet_nnunet.inference.split import check_prev_stage, output_is_valid, pending, select_part
@@ -19,12 +18,6 @@ from seganypet_nnunet.prompts.prompt_file import SCHEMA
 
 CASES = [f"case{i:02d}" for i in range(5)]
 FAST = dict(device="cpu", disable_tta=True, npp=0, nps=0)
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        yield shared_model(tmp_path_factory, mp)
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,6 @@ CMD = "seganypet_train"
 PLANS = "SegAnyPETPlansTiny"
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        yield shared_model(tmp_path_factory, mp)
-
-
 @pytest.fixture
 def env(model, monkeypatch, tmp_path):
     shared_model(None, monkeypatch)

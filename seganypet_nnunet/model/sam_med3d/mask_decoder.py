@@ -10,27 +10,10 @@ embed_dim / 8 channels), ``output_hypernetworks_mlps.{0..3}``, ``iou_prediction_
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from seganypet_nnunet.model.sam_med3d.image_encoder import LayerNorm3d
-from seganypet_nnunet.model.transformer import TwoWayTransformer
-
-
-class MLP(nn.Module):
-    """``num_layers`` linear layers with ReLU between them (keys ``layers.{i}``)."""
-
-    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int) -> None:
-        super().__init__()
-        dims = [input_dim] + [hidden_dim] * (num_layers - 1) + [output_dim]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = F.relu(x)
-        return x
+from seganypet_nnunet.model.transformer import MLP, TwoWayTransformer, hypernetwork_mlps, hypernetwork_weights
 
 
 class MaskDecoder3D(nn.Module):
@@ -51,10 +34,12 @@ class MaskDecoder3D(nn.Module):
             nn.ConvTranspose3d(embed_dim // 4, embed_dim // 8, kernel_size=2, stride=2),
             nn.GELU(),
         )
-        self.output_hypernetworks_mlps = nn.ModuleList(
-            MLP(embed_dim, embed_dim, embed_dim // 8, 3) for _ in range(self.num_mask_tokens)
+        self.output_hypernetworks_mlps = hypernetwork_mlps(
+            embed_dim=embed_dim, out_dim=embed_dim // 8, num_mask_tokens=self.num_mask_tokens
         )
-        self.iou_prediction_head = MLP(embed_dim, iou_head_hidden_dim, self.num_mask_tokens, iou_head_depth)
+        self.iou_prediction_head = MLP(
+            in_dim=embed_dim, hidden_dim=iou_head_hidden_dim, out_dim=self.num_mask_tokens, num_layers=iou_head_depth
+        )
         #: nnU-Net's trainer sets ``network.decoder.deep_supervision``; this network has none (always False).
         self.deep_supervision = False
 
@@ -85,7 +70,7 @@ class MaskDecoder3D(nn.Module):
         hs, keys = self.transformer(src, image_pe, tokens)
         up = self.output_upscaling(keys.transpose(1, 2).reshape(b, c, *grid))
         mask_tokens = hs[:, 1 : 1 + self.num_mask_tokens]
-        hyper = torch.stack([mlp(mask_tokens[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1)
+        hyper = hypernetwork_weights(self.output_hypernetworks_mlps, mask_tokens)
         masks = (hyper @ up.flatten(2)).view(b, -1, *up.shape[2:])
         iou = self.iou_prediction_head(hs[:, 0])
         sl = slice(1, None) if multimask else slice(0, 1)
