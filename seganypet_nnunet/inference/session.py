@@ -105,10 +105,16 @@ class SegAnyPETSession:
         folds: Sequence[int | str] = (0,),
         checkpoint: str = "checkpoint_final.pth",
         device: str | torch.device = "cpu",
+        *,
+        trusted: bool = False,
         **kwargs,
     ) -> SegAnyPETSession:
-        """Session from an nnU-Net model folder (``Trainer__Plans__cfg``); several folds average their logits."""
-        return cls(load_model_folder(folder, folds, checkpoint), device=device, **kwargs)
+        """Session from an nnU-Net model folder (``Trainer__Plans__cfg``); several folds average their logits.
+
+        Checkpoints are read with ``weights_only=True``; ``trusted=True`` opts in to the full unpickler for a file
+        from a source you trust (``checkpoint_io.load_checkpoint``).
+        """
+        return cls(load_model_folder(folder, folds, checkpoint, trusted=trusted), device=device, **kwargs)
 
     # ------------------------------------------------------------------------------------------------ image
     def set_image(self, image, properties: dict | None = None) -> None:
