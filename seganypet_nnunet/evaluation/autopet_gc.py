@@ -105,7 +105,9 @@ def predict_grand_challenge(
         for c, img in enumerate(channel_images(ds["channel_names"], pet, ct)):
             files.append(work / "in" / f"case_{c:04d}{ending}")
             io_utils.write_image(img, files[-1])
-        predict_automatic(model_folder, work / "in", work / "auto", folds, checkpoint, device, npp=0, nps=0)
+        predict_automatic(
+            model_folder, work / "in", work / "auto", folds=folds, checkpoint=checkpoint, device=device, npp=0, nps=0
+        )
         session = SegAnyPETSession.from_model_folder(model_folder, tuple(folds), checkpoint, device=device)
         session.set_image([str(f) for f in files])
         initial = P.automatic_mask(work / "auto", "case", ending, value, session.array_shape)

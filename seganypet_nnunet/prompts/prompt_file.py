@@ -95,7 +95,7 @@ def _list_field(entry: dict, key: str, where: str) -> list:
     return value
 
 
-def _parse_target(t, where: str) -> TargetPrompts:
+def _parse_target(t, where: str, allow_negative_only: bool = False) -> TargetPrompts:
     name = _require(t, "name", where)
     if not isinstance(name, str) or not TARGET_NAME.match(name):
         raise PromptFileError(
@@ -121,7 +121,7 @@ def _parse_target(t, where: str) -> TargetPrompts:
         boxes.append(BoxPrompt(lo, hi, _space(b, w)))
     if not points and not boxes:
         raise PromptFileError(f"{where}: target {name!r} has no points and no boxes")
-    if not boxes and not any(p.positive for p in points):
+    if not boxes and not any(p.positive for p in points) and not allow_negative_only:
         raise PromptFileError(f"{where}: target {name!r} has only negative points (add a positive point or a box)")
     return TargetPrompts(name, points, boxes)
 
@@ -137,8 +137,14 @@ def check_point_count(prompts: dict[str, list[TargetPrompts]], max_points: int, 
                 )
 
 
-def parse_prompt_document(doc, source: str = "<prompts>") -> dict[str, list[TargetPrompts]]:
-    """Validated ``{case: [TargetPrompts, ...]}`` from a schema document (dict)."""
+def parse_prompt_document(
+    doc, source: str = "<prompts>", *, allow_negative_only: bool = False
+) -> dict[str, list[TargetPrompts]]:
+    """Validated ``{case: [TargetPrompts, ...]}`` from a schema document (dict).
+
+    A target with only negative points is an error in our schema; ``allow_negative_only`` accepts it for autoPET IV
+    click files, where a case without lesion has only background clicks (its target is then written empty).
+    """
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise PromptFileError(f"{source}: field 'schema' must be {SCHEMA!r}")
     cases = doc.get("cases")
@@ -149,7 +155,10 @@ def parse_prompt_document(doc, source: str = "<prompts>") -> dict[str, list[Targ
         targets = _require(entry, "targets", f"{source}: case {case!r}")
         if not isinstance(targets, list) or not targets:
             raise PromptFileError(f"{source}: case {case!r}: field 'targets' must be a non-empty list")
-        parsed = [_parse_target(t, f"{source}: case {case!r} targets[{i}]") for i, t in enumerate(targets)]
+        parsed = [
+            _parse_target(t, f"{source}: case {case!r} targets[{i}]", allow_negative_only)
+            for i, t in enumerate(targets)
+        ]
         names = [t.name for t in parsed]
         if len(set(names)) != len(names):
             raise PromptFileError(f"{source}: case {case!r}: duplicate target names {names}")
@@ -189,7 +198,8 @@ def load_prompt_file(path: str | Path, case_images: dict[str, list[str]]) -> dic
         raise PromptFileError(f"{path}: unreadable prompt JSON ({err})") from None
     except RecursionError:
         raise PromptFileError(f"{path}: prompt JSON is nested too deeply") from None
-    if is_autopet_click_json(doc):
+    autopet = is_autopet_click_json(doc)
+    if autopet:
         from seganypet_nnunet.dataset_conversion.autopet_clicks import parse_autopet_clicks
 
         case = _autopet_case(path, case_images)
@@ -198,7 +208,7 @@ def load_prompt_file(path: str | Path, case_images: dict[str, list[str]]) -> dic
             doc = {"schema": SCHEMA, "cases": {case: parse_autopet_clicks(path, info)}}
         except ValueError as err:  # ConversionError is a ValueError subclass or not: re-raise as ours
             raise PromptFileError(f"{path}: case {case!r}: {err}") from None
-    prompts = parse_prompt_document(doc, str(path))
+    prompts = parse_prompt_document(doc, str(path), allow_negative_only=autopet)
     for case, targets in prompts.items():
         if case not in case_images:
             raise PromptFileError(f"{path}: case {case!r} does not exist in the input folder")

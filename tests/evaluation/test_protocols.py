@@ -34,7 +34,7 @@ def _write_clicks(raw_folder: Path, clicks_dir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_protocols_cli_with_real_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_protocols_cli_with_real_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
     inference_data = pytest.importorskip("inference_data")
     from seganypet_nnunet.evaluation.interactive import evaluate_entry
 
@@ -43,8 +43,9 @@ def test_protocols_cli_with_real_session(tmp_path: Path, monkeypatch: pytest.Mon
     base = ["seganypet_evaluate", "-i", str(raw_folder / "imagesTr"), "-ref", str(raw_folder / "labelsTr")]
     base += ["-m", str(model), "-device", "cpu"]
     monkeypatch.setattr(sys, "argv", [*base, "-o", str(tmp_path / "iv"), "--protocol", "autopet_iv"])
-    with pytest.raises(SystemExit, match="-clicks"):
+    with pytest.raises(SystemExit) as excinfo:
         evaluate_entry()
+    assert excinfo.value.code == 1 and "-clicks" in capsys.readouterr().err
     monkeypatch.setattr(sys, "argv", [*sys.argv, "-clicks", str(tmp_path / "clicks")])
     evaluate_entry()
     preds = tmp_path / "iv" / "predictions"

@@ -47,7 +47,20 @@ def test_sam_med3d_protocol_cli_on_imported_weights(nnunet_env, raw_dataset_in_e
 
     out = tmp_path / "eval"
     cmd = ["seganypet_evaluate", "-i", str(images), "-ref", str(labels), "-o", str(out), "-m", str(folder)]
-    cmd += ["-f", "all", "-targets", "liver", "-n_clicks", "2", "--protocol", "sam_med3d", "-seed", "3"]
+    cmd += [
+        "-f",
+        "all",
+        "-targets",
+        "liver",
+        "-n_clicks",
+        "2",
+        "--protocol",
+        "sam_med3d",
+        "-seed",
+        "3",
+        "-device",
+        "cpu",
+    ]
     proc = subprocess.run(cmd, env=dict(os.environ), capture_output=True, text=True)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert not (out / "summary.json").exists()  # ours was not asked for

@@ -215,6 +215,6 @@ def test_cli_help_and_errors(raw_dataset_in_env, monkeypatch, capsys) -> None:
         monkeypatch.setattr(sys, "argv", ["seganypet_plan_and_preprocess", *argv])
         with pytest.raises(SystemExit) as excinfo:
             plan_and_preprocess_entry()
-        assert excinfo.value.code == 2
+        assert excinfo.value.code == 1  # errors.cli_entry: one line, exit 1
         error_line = capsys.readouterr().err.strip().splitlines()[-1]
         assert expected in error_line and "Traceback" not in error_line

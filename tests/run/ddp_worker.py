@@ -125,7 +125,7 @@ if __name__ == "__main__":
         dataset,
         "3d_fullres",
         0,
-        plans,
+        plans_identifier=plans,
         device=torch.device("cpu"),
         continue_training="--c" in rest,
     )

@@ -48,7 +48,9 @@ def runs(tmp_path_factory):
         mp.setenv("nnUNet_n_proc_DA", "1")  # nnU-Net's planner crashes with 0
         config = SyntheticConfig(size="small", spacing=(6.0, 6.0, 10.0), max_lesions=2)
         make_dataset(DATASET_ID, num_train=4, num_test=0, config=config)
-        plan_and_preprocess([DATASET_ID], "SegAnyPETPlannerTiny", ["3d_fullres"], num_processes=1, baseline=False)
+        plan_and_preprocess(
+            [DATASET_ID], planner="SegAnyPETPlannerTiny", configurations=["3d_fullres"], num_processes=1, baseline=False
+        )
         env = {**os.environ, "nnUNet_n_proc_DA": "0", "OMP_NUM_THREADS": "1", "SEGANYPET_DIST_TIMEOUT": "60"}
         fold = root / "results" / "Dataset901_SyntheticPET" / "SegAnyPETTrainer_ddptest__SegAnyPETPlansTiny__3d_fullres"
         killed = _torchrun(root / "A", {**env, "DDPTEST_KILL_AT": "1"})
