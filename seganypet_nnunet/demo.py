@@ -97,7 +97,7 @@ def _overlay(raw: Path, case_id: str, predictions: dict[str, Path], target: Path
 def run_demo(settings: DemoSettings) -> dict:
     """Runs the demo end to end and returns ``{"table": rows, "summary": path, "plot": path, "overlay": path}``."""
     from seganypet_nnunet.evaluation.interactive import evaluate_model_folder
-    from seganypet_nnunet.evaluation.summary import format_structure_table, structure_table
+    from seganypet_nnunet.evaluation.summary import format_reference_table, format_structure_table, structure_table
     from seganypet_nnunet.inference.predict import predict_automatic
     from seganypet_nnunet.run.plan_and_preprocess import plan_and_preprocess
     from seganypet_nnunet.synthetic import SyntheticConfig, make_dataset
@@ -138,6 +138,7 @@ def run_demo(settings: DemoSettings) -> dict:
             n_clicks=settings.n_clicks,
             auto_pred=pred["ours automatic"],
             baseline_pred=pred["nnU-Net automatic"],
+            reference_methods=True,
         )
     rows = structure_table(summary, CLICKS)
     unseen = tuple(summary["settings"]["heldout_structures"])
@@ -146,6 +147,8 @@ def run_demo(settings: DemoSettings) -> dict:
     overlay = _overlay(raw, case_id, pred, settings.output / "overlay_mip.png", labels)
     print("\nDice per structure (test cases, mean over targets; clicks simulated from the reference):\n")
     print(format_structure_table(rows, unseen))
+    print("\nThe PET reader's threshold methods from the model's first click (mean Dice per structure):\n")
+    print(format_reference_table(summary))
     evaluation = settings.output / "evaluation"
     print(
         f"\nsummary: {evaluation / 'summary.json'}\nplot:    {evaluation / 'dice_vs_clicks.png'}\n"

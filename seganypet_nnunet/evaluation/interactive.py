@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from seganypet_nnunet import io_utils, validation
 from seganypet_nnunet.errors import InputNotFoundError, SeganypetError, as_user_error, cli_entry
+from seganypet_nnunet.evaluation import reference_methods as RM
 from seganypet_nnunet.evaluation import summary as S
 from seganypet_nnunet.evaluation.metrics import dice as dice_score
 from seganypet_nnunet.evaluation.metrics import (
@@ -240,7 +241,7 @@ def _lesion_curve(unions: list[np.ndarray], ref: np.ndarray, spacing_zyx) -> lis
     return rows
 
 
-def _evaluate_case(case, segmenter, ref, instances, spacing_zyx, structures, lesion_names, n_clicks, tol, rng):
+def _evaluate_case(case, segmenter, ref, instances, spacing_zyx, structures, lesion_names, n_clicks, tol, rng, scorer):
     targets = case_targets(ref, instances, structures, lesion_names)
     lesion_set = {n.lower() for n in lesion_names}
     unions = {
@@ -260,6 +261,8 @@ def _evaluate_case(case, segmenter, ref, instances, spacing_zyx, structures, les
             "clicks": clicks,
             **S.target_block(clicks),
         }
+        if scorer is not None:  # the reader's methods from the model's first click, (i, j, k) -> array (z, y, x)
+            out_targets[t.name]["reference_methods"] = scorer(t.mask, records[0].coord_ijk[::-1])
         if t.structure in unions:
             for u, m in zip(unions[t.structure], masks, strict=True):
                 u |= m
@@ -303,6 +306,8 @@ def evaluate_interactive(
     output_folder: Path | None = None,
     file_ending: str = ".nii.gz",
     settings: Mapping | None = None,
+    reference_methods: bool = False,
+    liver_voi: Mapping[str, Sequence[float]] | None = None,
 ) -> dict:
     """Runs the protocol (module docstring) over ``cases`` and returns the summary dict (written if ``output_folder``).
 
@@ -320,6 +325,9 @@ def evaluate_interactive(
         file_ending: label/image file ending.
         settings: extra settings recorded in the summary (model folder, folds, checkpoint, ``heldout_structures``
             drawn as held out in the plot...).
+        reference_methods: also score the PET reader's threshold methods from each target's first click
+            (``reference_methods.py``); per target ``reference_methods``, per structure means in ``mean``.
+        liver_voi: case id -> world mm LPS (x, y, z) centre of PERCIST's liver VOI where no ``liver`` label exists.
     """
     if n_clicks < 1:
         raise SeganypetError(f"-n_clicks: must be >= 1, got {n_clicks}")
@@ -333,8 +341,12 @@ def evaluate_interactive(
     for case in tqdm(cases, desc="seganypet_evaluate", unit="case"):
         ref, instances, spacing_zyx = _read_case(case)
         segmenter = segmenter_factory(case)
+        scorer = None
+        if reference_methods:
+            voi = (liver_voi or {}).get(case.case_id)
+            scorer = RM.case_scorer(case.image_files[0], ref, labels, voi, spacing_zyx)
         out_cases[case.case_id] = _evaluate_case(
-            case, segmenter, ref, instances, spacing_zyx, structures, lesion_names, n_clicks, tolerance_mm, rng
+            case, segmenter, ref, instances, spacing_zyx, structures, lesion_names, n_clicks, tolerance_mm, rng, scorer
         )
         refs[case.case_id] = ref
         present[case.case_id] = {n: v for n, v in structures.items() if (ref == v).any()}
@@ -347,6 +359,7 @@ def evaluate_interactive(
             "score": "last click ('last'); 'max_over_clicks' is the optimistic best over clicks",
             "lesion_structures": [n for n in structures if n.lower() in {x.lower() for x in lesion_names}],
             "lesion_connectivity": 26,
+            "reference_methods": RM.SETTINGS if reference_methods else None,
             "structures": structures,
             **dict(settings or {}),
         },
@@ -506,6 +519,18 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
     p.add_argument("-seed", type=int, default=0, help="[OPTIONAL] seed for --random_clicks. Default: 0")
     p.add_argument("-auto_pred", default=None, help="[OPTIONAL] automatic-mode segmentations folder")
     p.add_argument("-baseline_pred", default=None, help="[OPTIONAL] nnU-Net baseline segmentations folder")
+    p.add_argument(
+        "--reference_methods",
+        action="store_true",
+        help="[OPTIONAL] also score the PET reader's threshold methods (41/50 %% of local SUVmax, SUV 2.5/4.0, PERCIST "
+        "liver) from each target's first click",
+    )
+    p.add_argument(
+        "-liver_voi",
+        default=None,
+        help="[OPTIONAL] JSON {case: [x, y, z]} world mm LPS centres of PERCIST's 3-cm liver VOI (cases without a "
+        "liver label)",
+    )
     add_device_argument(p)
     add_trust_checkpoint_argument(p)
     add_protocol_arguments(p)  # --protocol clicks|sam_med3d|both|autopet_iv|autopet_v
@@ -537,9 +562,12 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
         evaluate_model_folder_sam_med3d(*folders, seed=a.seed, **common)
         if a.protocol == "sam_med3d":
             return
+    liver_voi = io_utils.read_json_object(Path(a.liver_voi)) if a.liver_voi else None
     summary = evaluate_model_folder(
         *folders,
         seed=a.seed if a.random_clicks else None,
+        reference_methods=a.reference_methods,
+        liver_voi=liver_voi,
         auto_pred=Path(a.auto_pred) if a.auto_pred else None,
         baseline_pred=Path(a.baseline_pred) if a.baseline_pred else None,
         **common,
@@ -547,6 +575,9 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
     rows = S.structure_table(summary, S.table_clicks(a.n_clicks))
     print("\nDice per structure (mean over targets):\n")
     print(S.format_structure_table(rows, summary["settings"]["heldout_structures"]))
+    if a.reference_methods:
+        print("\nPET reader's methods from the same first click (mean Dice per structure):\n")
+        print(S.format_reference_table(summary))
     print(f"\nsummary: {Path(a.o) / 'summary.json'}\nplot:    {Path(a.o) / 'dice_vs_clicks.png'}")
 
 

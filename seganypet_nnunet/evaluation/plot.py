@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Mapping
 
 from seganypet_nnunet import io_utils
+from seganypet_nnunet.evaluation.reference_methods import best_method
 
 
 def _default_style(plot):
@@ -79,6 +80,9 @@ def plot_dice_vs_clicks(summary: Mapping, target: Path, title: str | None = None
             lw=1.6,
             label=label,
         )
+        reader = block.get("reference_methods")
+        if reader is not None and best_method(reader)[1] is not None:  # the reader's best threshold, one click
+            ax.hlines(best_method(reader)[1], 0.75, n + 0.15, colors=[colour], linestyles=":", lw=1.2)
         for values, marker, x in ((base, "^", BASE_X), (auto, "s", AUTO_X)):
             if values.get(name) is not None:
                 ax.plot(
@@ -89,6 +93,8 @@ def plot_dice_vs_clicks(summary: Mapping, target: Path, title: str | None = None
         handles.append(Line2D([], [], color="grey", ls="none", marker="s", mfc="none", label="ours, automatic mode"))
     if base:
         handles.append(Line2D([], [], color="grey", ls="none", marker="^", label="nnU-Net baseline, automatic"))
+    if any("reference_methods" in b for _, b in per_structure):
+        handles.append(Line2D([], [], color="grey", ls=":", label="best PET-reader threshold from click 1"))
     if heldout:
         handles.append(Line2D([], [], color="grey", ls="--", label="held out: never a prompt target in training"))
     ref_ticks = [(x, label) for x, label, v in ((BASE_X, "nnU-Net\nauto", base), (AUTO_X, "ours\nauto", auto)) if v]

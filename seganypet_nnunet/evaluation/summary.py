@@ -22,6 +22,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from seganypet_nnunet.evaluation.metrics import dice, dice_auc, false_positive_volume
+from seganypet_nnunet.evaluation.reference_methods import METHODS, ORACLE, best_method
 
 METRICS = ("dice", "nsd", "hd95_mm")
 #: What the automatic/baseline Dice means next to the click Dice (stored as ``summary["automatic"]["note"]``).
@@ -112,6 +113,10 @@ def aggregate(cases: Mapping[str, Mapping]) -> dict:
         )
         for name, ts in by_structure.items()
     }
+    for name, ts in by_structure.items():
+        scored = [t["reference_methods"] for t in ts if "reference_methods" in t]
+        if scored:
+            per_structure[name]["reference_methods"] = {k: _mean(r.get(k) for r in scored) for k in (*METHODS, ORACLE)}
     overall = None
     if per_structure:
         blocks = list(per_structure.values())
@@ -212,7 +217,9 @@ def structure_table(summary: Mapping, clicks: Sequence[int] = (1, 3, 5)) -> list
         clicks: 1-based click numbers.
 
     Returns:
-        ``[{"structure", "automatic", "baseline", "dice_click_1", "dice_click_3", ...}]`` sorted by structure name.
+        ``[{"structure", "automatic", "baseline", "dice_click_1", "dice_click_3", ...}]`` sorted by structure name;
+        with reference methods also ``"reader_best"`` (best reader method's mean Dice from the first click),
+        ``"reader_best_method"`` and ``"oracle_threshold"``.
     """
     rows = []
     auto = (summary.get("automatic") or {}).get("mean", {})
@@ -222,6 +229,9 @@ def structure_table(summary: Mapping, clicks: Sequence[int] = (1, 3, 5)) -> list
         curve = block["per_click"]
         for k in clicks:
             row[f"dice_click_{k}"] = curve[k - 1]["dice"] if 1 <= k <= len(curve) else None
+        if "reference_methods" in block:
+            row["reader_best_method"], row["reader_best"] = best_method(block["reference_methods"])
+            row["oracle_threshold"] = block["reference_methods"][ORACLE]
         rows.append(row)
     return rows
 
@@ -239,7 +249,9 @@ def format_structure_table(rows: Sequence[Mapping], unseen: Sequence[str] = ()) 
         unseen: structures never used as prompt targets in training; marked ``*`` with a footnote.
     """
     clicks = sorted(int(k.rsplit("_", 1)[1]) for k in (rows[0] if rows else {}) if k.startswith("dice_click_"))
+    reader = any("reader_best" in r for r in rows)
     header = ["structure", "nnU-Net auto", "ours auto"] + [f"ours {k} click{'s' * (k > 1)}" for k in clicks]
+    header += ["reader 1 click", "oracle thresh."] if reader else []
     lines = [" | ".join(f"{h:>14}" for h in header), "-" * (17 * len(header))]
 
     def cell(value) -> str:
@@ -248,7 +260,29 @@ def format_structure_table(rows: Sequence[Mapping], unseen: Sequence[str] = ()) 
     for row in rows:
         name = row["structure"] + (" *" if row["structure"] in unseen else "")
         values = [row["baseline"], row["automatic"]] + [row[f"dice_click_{k}"] for k in clicks]
+        values += [row.get("reader_best"), row.get("oracle_threshold")] if reader else []
         lines.append(" | ".join([f"{name:>14}"] + [cell(v) for v in values]))
     if unseen:
         lines.append(f"* never a prompt target in training (held out): {', '.join(unseen)}")
+    if reader:
+        best = ", ".join(f"{r['structure']}: {r['reader_best_method']}" for r in rows if r.get("reader_best_method"))
+        lines.append(f"reader 1 click = best PET-reader threshold from the model's first click ({best});")
+        lines.append("oracle thresh. = best fraction of the local SUVmax chosen per target with the reference")
+    return "\n".join(lines)
+
+
+def format_reference_table(summary: Mapping) -> str:
+    """Per structure: every reader method's mean Dice from the first click, the oracle threshold and ours after
+    click 1 and the last click (``summary`` from ``evaluate_interactive(..., reference_methods=True)``)."""
+    keys = (*METHODS, ORACLE)
+    header = ["structure", *keys, "ours 1", f"ours {summary['settings']['n_clicks']}"]
+    widths = [max(14, len(h)) for h in header]
+    lines = [" | ".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True))]
+    for name, block in sorted(summary["mean"]["per_structure"].items()):
+        ref = block.get("reference_methods")
+        if ref is None:
+            continue
+        values = [ref[k] for k in keys] + [block["per_click"][0]["dice"], block["per_click"][-1]["dice"]]
+        cells = [f"{v:>{w}.3f}" if v is not None else f"{'-':>{w}}" for v, w in zip(values, widths[1:], strict=True)]
+        lines.append(" | ".join([f"{name:>{widths[0]}}", *cells]))
     return "\n".join(lines)
