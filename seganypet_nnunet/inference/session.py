@@ -22,6 +22,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
+from seganypet_nnunet.inference import click_policy as P
 from seganypet_nnunet.inference import coordinates as C
 from seganypet_nnunet.inference.follow import Box, box_slices, centred_box, follow_object
 from seganypet_nnunet.inference.image_input import preprocess_image, read_image
@@ -67,6 +68,8 @@ class SegAnyPETSession:
         cache_size: image embeddings (one per crop) kept in memory.
         undo_depth: undo steps kept per target (older ones are dropped).
         undo_bytes: compressed bytes of undo data kept per target (older steps are dropped first).
+        click_policy: what a click means on PET around the network (``click_policy.py``; ``ClickPolicy.off()`` for
+            the bare network).
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class SegAnyPETSession:
         cache_size: int = 16,
         undo_depth: int = DEFAULT_UNDO_DEPTH,
         undo_bytes: int = DEFAULT_UNDO_BYTES,
+        click_policy: P.ClickPolicy = P.DEFAULT_POLICY,
     ) -> None:
         UndoHistory(undo_depth, undo_bytes)  # validates the bounds now, not at the first target
         self.model = model
@@ -86,6 +90,7 @@ class SegAnyPETSession:
         self.patch = tuple(int(p) for p in model.configuration_manager.patch_size)
         self.follow, self.max_crops, self.cache_size = follow, max_crops, cache_size
         self.undo_depth, self.undo_bytes = undo_depth, undo_bytes
+        self.click_policy = click_policy
         self.max_points = int(getattr(getattr(self.networks[0], "config", None), "max_points", 64))
         # set by set_image
         self.properties: dict | None = None
@@ -94,6 +99,7 @@ class SegAnyPETSession:
         self.image_size_ijk: tuple[int, int, int] | None = None  #: original voxel (i, j, k) size
         self._reverter: RegionReverter | None = None
         self._data: torch.Tensor | None = None  # (C, P0, P1, P2) preprocessed image
+        self._suv: np.ndarray | None = None  # (z, y, x) first channel, original geometry (the PET prior's SUV)
         self._cache: OrderedDict[Box, list] = OrderedDict()
         self._targets: OrderedDict[str, _Target] = OrderedDict()
         self._current: str | None = None
@@ -139,6 +145,7 @@ class SegAnyPETSession:
         bad = int(data.size - np.count_nonzero(np.isfinite(data)))
         if bad:
             raise ValueError(f"set_image: the image holds {bad} NaN or Inf voxel(s); fix or mask them first")
+        self._suv = np.array(data[0], np.float32)  # read_image: (c, z, y, x), original geometry
         data, props = preprocess_image((data, props), None, m.plans_manager, m.configuration_manager, m.dataset_json)
         self._data = torch.from_numpy(np.ascontiguousarray(data)).float()
         self.properties = props
@@ -200,10 +207,22 @@ class SegAnyPETSession:
     # ---------------------------------------------------------------------------------------------- prompts
     def add_point(self, coord: Sequence[float], positive: bool = True, space: str = "world") -> np.ndarray:
         """Click at ``coord`` (world mm LPS (x, y, z) or original voxel (i, j, k) per ``space``); returns the mask."""
-        p = C.voxel_to_preprocessed(self._to_voxel(coord, space, "add_point"), self.geometry)
+        ijk = self._to_voxel(coord, space, "add_point")
+        p = C.voxel_to_preprocessed(ijk, self.geometry)
         label = int(bool(positive))
-        self._check_points(self._target(), [label], "add_point")
+        t = self._target()
+        self._check_points(t, [label], "add_point")
+        if label and t.logits is None and self.click_policy.pet_prior:
+            self._start_from_pet_prior(t, np.asarray(ijk, float).reshape(3)[::-1])
         return self._interact(points=[(p, label)], centre=p)
+
+    def _start_from_pet_prior(self, t: _Target, seed_zyx: np.ndarray) -> None:
+        """The reader's region of a hot first click (original array index (z, y, x)) as the target's mask prompt."""
+        spacing_zyx = self.properties["spacing"]
+        prior = P.pet_prior(self._suv, seed_zyx, spacing_zyx, self.click_policy)
+        if prior is not None:
+            pre = C.mask_to_preprocessed(prior, self.geometry, spacing_zyx, self.model.configuration_manager)
+            t.logits = np.where(pre, -BACKGROUND_LOGIT, BACKGROUND_LOGIT).astype(np.float32)
 
     def add_box(self, corner_min: Sequence[float], corner_max: Sequence[float], space: str = "world") -> np.ndarray:
         """Box from two inclusive corners (world mm LPS (x, y, z) or original voxel (i, j, k)); one per target."""
@@ -262,6 +281,8 @@ class SegAnyPETSession:
                     t.logits = None
                 else:
                     t.logits[box_slices(bx)] = unpack(old, bx)
+            if not t.points and t.box is None and not t.mask_prompt:
+                t.logits = None  # no prompt left (a PET prior seeded the buffer before the first click)
             self._refresh_mask(t, [bx for bx, _ in step.blocks])
         return self.mask()
 
@@ -371,6 +392,7 @@ class SegAnyPETSession:
     def _segment(self, t: _Target, first: Box, points: list, box: tuple | None) -> list[Box]:
         """Runs ``follow_object`` from ``first``; the undo step saves exactly the blocks the crops overwrite."""
         step_start = (len(t.points), t.box, t.crop, t.mask_prompt)
+        correction = t.has_positive_prompt() and t.logits is not None
         t.points += points
         if box is not None:
             t.box = box
@@ -382,10 +404,20 @@ class SegAnyPETSession:
             old.append((bx, pack(prev)))  # prev is the buffer content this crop overwrites
             return self._segment_crop(t, bx, prev)
 
+        before = t.logits.copy() if correction and points and self.click_policy.local_corrections else None
         visited = follow_object(segment, t.logits, first, self.patch, self.max_crops if self.follow else 1)
+        self._apply_click_policy(t, before, points, visited)
         t.crop = first
         t.history.push(UndoStep(*step_start, tuple(old)))
         return visited
+
+    def _apply_click_policy(self, t: _Target, before: np.ndarray | None, points: list, visited: list[Box]) -> None:
+        """Local corrections (``before``: the buffer before this step) and click consistency, inside ``visited``."""
+        if before is not None:
+            bbox = tuple(slice(min(b[a][0] for b in visited), max(b[a][1] for b in visited)) for a in range(3))
+            t.logits = P.keep_local_changes(before, t.logits, np.array([p for p, _ in points]), bbox)
+        for bx in visited:
+            P.enforce_clicks(t.logits, t.points, self.click_policy, box_slices(bx))
 
     def _embeddings(self, box: Box) -> list:
         """Image embeddings of one crop, one per fold network (cached, least recently used evicted).

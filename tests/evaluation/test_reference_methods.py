@@ -14,7 +14,7 @@ SPACING = (2.0, 1.0, 1.0)
 
 def _ball(shape, centre, radius_mm):
     grids = np.ogrid[tuple(slice(0, n) for n in shape)]
-    return sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre, SPACING)) <= radius_mm**2
+    return sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre, SPACING, strict=True)) <= radius_mm**2
 
 
 def _lesion_case():

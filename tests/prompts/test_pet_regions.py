@@ -12,7 +12,7 @@ SPACING = (2.0, 1.0, 1.0)
 
 def _ball(shape, centre, radius_mm, spacing=SPACING):
     grids = np.ogrid[tuple(slice(0, n) for n in shape)]
-    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre, spacing))
+    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre, spacing, strict=True))
     return d2 <= radius_mm**2
 
 

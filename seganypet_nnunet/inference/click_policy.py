@@ -1,0 +1,110 @@
+"""What a click means on PET, applied by the session around the network (docs/DESIGN.md, "Clicks on PET").
+
+Three rules, each switchable in ``ClickPolicy`` (measured one by one in ``bench/bench_click_policy.py``):
+
+- PET prior: the first positive click of a target on a HOT spot (local SUVmax >= ``prior_min_suvmax`` within 15 mm)
+  starts from the reader's region (SUV >= ``prior_fraction`` x local SUVmax grown from the hottest voxel,
+  ``prompts/pet_regions.py``) as the decoder's mask prompt, when the click lies in that region (holes filled, grown by
+  one voxel) and the region is at most ``prior_max_ml``; the network then refines it.
+- Click consistency: a clicked voxel keeps its clicked label, and (``clicked_components_only``) the target keeps only
+  the connected components that hold one of its positive clicks (a new positive click elsewhere adds its component).
+- Local corrections: a correction click changes the mask only in the connected regions of change that hold one of that
+  step's clicks; changes elsewhere are reverted, so a correction cannot damage distant parts of the mask.
+
+Space: the logit buffers are the session's preprocessed voxel space, axes (P0, P1, P2); points are (N, 3) preprocessed
+voxel coordinates (voxel centre at integer). The SUV for the prior is the ORIGINAL image, array (z, y, x).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import cc3d
+import numpy as np
+from scipy import ndimage
+
+from seganypet_nnunet.prompts import pet_regions as R
+
+CONNECTIVITY = 26
+
+
+@dataclass(frozen=True)
+class ClickPolicy:
+    """Switches and thresholds of the rules above (defaults: all on)."""
+
+    pet_prior: bool = True
+    prior_fraction: float = 0.41
+    prior_min_suvmax: float = 4.0
+    prior_max_ml: float = 1500.0
+    keep_clicked_label: bool = True
+    clicked_components_only: bool = True
+    local_corrections: bool = True
+
+    @classmethod
+    def off(cls) -> ClickPolicy:
+        """The bare network: every rule off."""
+        return cls(pet_prior=False, keep_clicked_label=False, clicked_components_only=False, local_corrections=False)
+
+
+DEFAULT_POLICY = ClickPolicy()
+
+
+def pet_prior(
+    suv_zyx: np.ndarray, seed_zyx: Sequence[float], spacing_zyx: Sequence[float], policy: ClickPolicy
+) -> np.ndarray | None:
+    """The reader's region for a first positive click at array index ``seed_zyx`` (z, y, x), or None when the gate
+    (hot spot, click in the region, volume cap) says the click is not on a hot target. Bool (z, y, x)."""
+    peak = R.local_max(suv_zyx, seed_zyx, spacing_zyx)
+    if peak.value < policy.prior_min_suvmax:
+        return None
+    region = R.grow(suv_zyx >= policy.prior_fraction * peak.value, peak.index)
+    if region.sum() * float(np.prod(spacing_zyx)) / 1000.0 > policy.prior_max_ml:
+        return None
+    near = ndimage.binary_dilation(ndimage.binary_fill_holes(region), np.ones((3, 3, 3), bool))
+    return region if near[R.seed_index(seed_zyx, suv_zyx.shape)] else None
+
+
+def _voxels(points: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """(N, 3) int indices: points rounded and clipped into ``shape`` (preprocessed voxel space)."""
+    pts = np.rint(np.asarray(points, float).reshape(-1, 3)).astype(int)
+    return np.clip(pts, 0, np.asarray(shape) - 1)
+
+
+def keep_local_changes(
+    before: np.ndarray, after: np.ndarray, step_points: np.ndarray, region: tuple[slice, ...]
+) -> np.ndarray:
+    """``after`` with every sign change (26-connected component of ``(before > 0) != (after > 0)``) that holds none of
+    ``step_points`` reverted to ``before``; only inside ``region`` (slices of the buffers). Returns a new array."""
+    out = after.copy()
+    changed = (before[region] > 0) != (after[region] > 0)
+    if not changed.any():
+        return out
+    labels = cc3d.connected_components(changed, connectivity=CONNECTIVITY)
+    origin = np.array([s.start for s in region])
+    local = _voxels(step_points, before.shape) - origin
+    inside = ((local >= 0) & (local < np.array(changed.shape))).all(axis=1)
+    keep = {int(labels[tuple(p)]) for p in local[inside]} - {0}
+    revert = changed & ~np.isin(labels, list(keep))
+    out[region][revert] = before[region][revert]
+    return out
+
+
+def enforce_clicks(
+    logits: np.ndarray, points: Sequence[tuple[np.ndarray, int]], policy: ClickPolicy, region: tuple[slice, ...]
+) -> None:
+    """In place, inside ``region``: clicked voxels keep their label; with ``clicked_components_only`` foreground
+    components without a positive click are set to background (logit ``-|logit|``, at most -1)."""
+    if not points:
+        return
+    shape = logits.shape
+    if policy.keep_clicked_label:
+        for p, label in points:
+            v = tuple(_voxels(p, shape)[0])
+            logits[v] = max(float(logits[v]), 1.0) if label else min(float(logits[v]), -1.0)
+    positives = [p for p, label in points if label]
+    if policy.clicked_components_only and positives:
+        labels = cc3d.connected_components(logits > 0, connectivity=CONNECTIVITY)
+        keep = {int(labels[tuple(v)]) for v in _voxels(np.array(positives), shape)} - {0}
+        drop = (labels[region] > 0) & ~np.isin(labels[region], list(keep))
+        logits[region][drop] = np.minimum(-np.abs(logits[region][drop]), -1.0)

@@ -1,0 +1,95 @@
+"""Click policy: the PET prior's gate, local corrections and click consistency on hand-made arrays, and the rules'
+invariants inside a real session (untrained tiny network, real nnU-Net preprocessing)."""
+
+from __future__ import annotations
+
+import cc3d
+import numpy as np
+import pytest
+from inference_data import new_session, shared_model
+
+from seganypet_nnunet.inference import click_policy as P
+from seganypet_nnunet.inference import coordinates as C
+
+SPACING = (2.0, 2.0, 2.0)
+
+
+def _hot_sphere(value: float = 8.0):
+    grids = np.ogrid[:30, :30, :30]
+    sphere = sum((g - 15) ** 2 for g in grids) <= 16
+    suv = np.ones((30, 30, 30), np.float32)
+    suv[sphere] = value
+    return suv, sphere
+
+
+def test_pet_prior_gate():
+    suv, sphere = _hot_sphere()
+    assert np.array_equal(P.pet_prior(suv, (15, 15, 16), SPACING, P.ClickPolicy()), sphere)
+    assert np.array_equal(P.pet_prior(suv, (15, 15, 20), SPACING, P.ClickPolicy()), sphere)  # 1 voxel outside
+    assert P.pet_prior(suv, (15, 15, 23), SPACING, P.ClickPolicy()) is None  # 4 voxels outside: not on it
+    cold, _ = _hot_sphere(3.0)
+    assert P.pet_prior(cold, (15, 15, 15), SPACING, P.ClickPolicy()) is None  # SUVmax 3 < 4: not hot
+    assert P.pet_prior(suv, (15, 15, 15), SPACING, P.ClickPolicy(prior_max_ml=0.1)) is None  # too large
+
+
+def test_keep_local_changes_reverts_distant_changes_only():
+    before = np.full((10, 10, 30), -5.0, np.float32)
+    before[2:5, 2:5, 2:6] = 5.0  # part A, near the click
+    before[2:5, 2:5, 20:25] = 5.0  # part B, far away
+    after = before.copy()
+    after[2:5, 2:5, 6:9] = 5.0  # A grows towards the click
+    after[2:5, 2:5, 20:25] = -5.0  # the network dropped B
+    after[8, 8, 28] = 5.0  # and added a speck
+    region = tuple(slice(0, n) for n in before.shape)
+    out = P.keep_local_changes(before, after, np.array([[3.0, 3.0, 7.0]]), region)
+    assert (out[2:5, 2:5, 2:9] > 0).all() and (out[2:5, 2:5, 20:25] > 0).all() and out[8, 8, 28] < 0
+    inner = (slice(0, 10), slice(0, 10), slice(15, 30))  # outside the region nothing is reverted
+    assert np.array_equal(
+        P.keep_local_changes(before, after, np.array([[3.0, 3.0, 7.0]]), inner)[2:5, 2:5, 6:9], 5.0 * np.ones((3, 3, 3))
+    )
+
+
+def test_enforce_clicks_labels_and_components():
+    logits = np.full((10, 10, 30), -5.0, np.float32)
+    logits[2:5, 2:5, 2:6] = 5.0
+    logits[2:5, 2:5, 20:25] = 5.0
+    logits[7, 7, 7] = 2.0
+    points = [(np.array([3.0, 3.0, 3.0]), 1), (np.array([7.0, 7.0, 7.0]), 0), (np.array([8.4, 1.0, 12.0]), 1)]
+    full = tuple(slice(0, n) for n in logits.shape)
+    P.enforce_clicks(logits, points, P.ClickPolicy(), full)
+    assert logits[7, 7, 7] == -1.0 and logits[8, 1, 12] == 1.0  # clicked labels kept (rounded voxel)
+    assert (logits[2:5, 2:5, 2:6] > 0).all() and (logits[2:5, 2:5, 20:25] < 0).all()  # unclicked component dropped
+    kept = np.full((10, 10, 30), -5.0, np.float32)
+    kept[2:5, 2:5, 20:25] = 5.0
+    P.enforce_clicks(kept, points[:1], P.ClickPolicy(clicked_components_only=False), full)
+    assert (kept[2:5, 2:5, 20:25] > 0).all()
+
+
+@pytest.fixture(scope="module")
+def model_paths(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        yield shared_model(tmp_path_factory, mp)
+
+
+def test_session_rules_on_a_real_network(model_paths):
+    image = model_paths[0] / "imagesTs" / "test00_0000.nii.gz"
+    session = new_session(model_paths[1], image)
+    suv = session._suv
+    hot = np.unravel_index(int(np.argmax(suv)), suv.shape)  # array (z, y, x) of the blob's hottest voxel
+    ijk = tuple(float(c) for c in hot[::-1])
+    session.add_point(ijk, space="voxel")
+    logits = session.logits()
+    fg = cc3d.connected_components(logits > 0, connectivity=26)
+    click = tuple(np.rint(C.voxel_to_preprocessed(np.array(ijk), session.geometry)).astype(int))
+    assert logits[click] > 0 and fg.max() == 1  # one component, holding the click
+    assert session.undo().sum() == 0 and session.logits() is None  # undo of the first click: no prompt, no mask
+    session.add_point(ijk, space="voxel")
+    before = session.logits()
+    far = tuple(float(c) for c in np.array(suv.shape[::-1]) // 4)  # a negative click away from the blob
+    session.add_point(far, positive=False, space="voxel")
+    after = session.logits()
+    changed = cc3d.connected_components((before > 0) != (after > 0), connectivity=26)
+    neg = tuple(np.rint(C.voxel_to_preprocessed(np.array(far), session.geometry)).astype(int))
+    assert set(np.unique(changed)) <= {0, int(changed[neg])}  # every change holds the correction click
+    bare = new_session(model_paths[1], image, click_policy=P.ClickPolicy.off())
+    assert bare.add_point(ijk, space="voxel").shape == session.array_shape
