@@ -14,19 +14,26 @@ the LAST click's; ``max_over_clicks`` is also given, labelled as such.
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Protocol, Sequence
 
-import cc3d
 import numpy as np
 from tqdm import tqdm
 
 from seganypet_nnunet import io_utils, validation
-from seganypet_nnunet.errors import InputNotFoundError, SeganypetError, as_user_error, cli_entry
+from seganypet_nnunet.errors import SeganypetError, as_user_error, cli_entry
 from seganypet_nnunet.evaluation import reference_methods as RM
 from seganypet_nnunet.evaluation import summary as S
+from seganypet_nnunet.evaluation.cases import (
+    EvalCase,
+    EvalTarget,
+    case_targets,
+    check_cases,
+    find_cases,
+    read_case,
+    structure_labels,
+)
 from seganypet_nnunet.evaluation.metrics import dice as dice_score
 from seganypet_nnunet.evaluation.metrics import (
     false_negative_volume,
@@ -53,28 +60,7 @@ class Segmenter(Protocol):
         """Click at original voxel ITK index (i, j, k); returns the target mask, (z, y, x) array, original geometry."""
 
 
-@dataclass(frozen=True)
-class EvalCase:
-    """One case in nnU-Net raw layout: ``images/CASE_0000<ending>`` (+``_0001``...), ``labels/CASE<ending>``."""
-
-    case_id: str
-    image_files: tuple[Path, ...]
-    label_file: Path
-    instance_file: Path | None = None
-
-
 SegmenterFactory = Callable[[EvalCase], Segmenter]
-
-
-@dataclass(frozen=True, eq=False)
-class EvalTarget:
-    """One evaluation target: ``mask`` is a (z, y, x) bool array in the original geometry."""
-
-    name: str
-    structure: str
-    label: int
-    kind: str  # "class" | "instance"
-    mask: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -88,93 +74,6 @@ class ClickRecord:
     dice: float
     nsd: float
     hd95_mm: float | None
-
-
-def find_cases(
-    images_dir: Path,
-    labels_dir: Path,
-    instances_dir: Path | None = None,
-    n_channels: int = 1,
-    file_ending: str = ".nii.gz",
-) -> list[EvalCase]:
-    """Cases of an nnU-Net raw images folder, each with its reference (and instance map if a folder is given).
-
-    Raises:
-        FileNotFoundError: a folder is missing, it holds no cases, or a case lacks a channel/reference/instance file.
-    """
-    images_dir, labels_dir = Path(images_dir), Path(labels_dir)
-    for folder in (images_dir, labels_dir, instances_dir):
-        if folder is not None and not Path(folder).is_dir():
-            raise InputNotFoundError(f"{folder}: folder not found")
-    pattern = re.compile(r"^(.+)_(\d{4})" + re.escape(file_ending) + "$")
-    ids = sorted({m.group(1) for f in images_dir.iterdir() if (m := pattern.match(f.name))})
-    if not ids:
-        raise InputNotFoundError(f"{images_dir}: no images named CASE_0000{file_ending}")
-    cases = []
-    for cid in ids:
-        files = tuple(images_dir / f"{cid}_{c:04d}{file_ending}" for c in range(n_channels))
-        for f in files:
-            if not f.is_file():
-                raise InputNotFoundError(f"{f}: case {cid}: missing image channel")
-        label = labels_dir / f"{cid}{file_ending}"
-        if not label.is_file():
-            raise InputNotFoundError(f"{label}: case {cid}: missing reference")
-        inst = None
-        if instances_dir is not None:
-            inst = Path(instances_dir) / f"{cid}{file_ending}"
-            if not inst.is_file():
-                raise InputNotFoundError(f"{inst}: case {cid}: missing instance map")
-        cases.append(EvalCase(cid, files, label, inst))
-    return cases
-
-
-def structure_labels(labels: Mapping[str, int | Sequence[int]], target_names: Sequence[str] | None) -> dict[str, int]:
-    """Foreground structures of a dataset.json ``labels`` dict (background/ignore dropped), optionally restricted.
-
-    Raises:
-        ValueError: a region label (list of values) among the evaluated ones, or an unknown name in ``target_names``.
-    """
-    out = {n: v for n, v in labels.items() if n not in ("background", "ignore")}
-    if target_names:
-        unknown = [n for n in target_names if n not in out]
-        if unknown:
-            raise SeganypetError(
-                f"-targets: unknown structure name(s) {unknown}; dataset.json labels are {sorted(out)}"
-            )
-        out = {n: out[n] for n in target_names}
-    for name, value in out.items():
-        if not isinstance(value, int):
-            raise SeganypetError(f"dataset.json label {name!r}: region labels {value} are not supported; use -targets")
-    return out
-
-
-def case_targets(
-    ref: np.ndarray,
-    instances: np.ndarray | None,
-    structures: Mapping[str, int],
-    lesion_names: Sequence[str],
-) -> list[EvalTarget]:
-    """Targets of one case: each present structure; lesion structures split per instance (map, else 26-conn CC).
-
-    Args:
-        ref: (z, y, x) integer reference label map.
-        instances: (z, y, x) instance map (0 none, 1..K) or None.
-        structures: structure name → label value.
-        lesion_names: structure names (case-insensitive) split into instances.
-    """
-    lesion_set = {n.lower() for n in lesion_names}
-    targets = []
-    for name, value in structures.items():
-        mask = ref == value
-        if not mask.any():
-            continue
-        if name.lower() not in lesion_set:
-            targets.append(EvalTarget(name, name, value, "class", mask))
-            continue
-        comps = instances * mask if instances is not None else cc3d.connected_components(mask, connectivity=26)
-        for k in (int(v) for v in np.unique(comps) if v != 0):
-            targets.append(EvalTarget(f"{name}_{k}", name, value, "instance", comps == k))
-    return targets
 
 
 def _metrics(pred: np.ndarray, ref: np.ndarray, spacing_zyx, tolerance_mm: float) -> dict:
@@ -273,24 +172,6 @@ def _evaluate_case(case, segmenter, ref, instances, spacing_zyx, structures, les
     return {"label_file": str(case.label_file), "targets": out_targets, "lesions": lesions}
 
 
-def _read_case(case: EvalCase) -> tuple[np.ndarray, np.ndarray | None, tuple[float, float, float]]:
-    ref, spacing_zyx = S.read_label_array(case.label_file, f"case {case.case_id} reference")
-    reader = validation.read_header(case.image_files[0])
-    if tuple(reader.GetSize()[::-1]) != ref.shape:
-        raise ValueError(
-            f"case {case.case_id}: reference {case.label_file} has shape (z, y, x) {ref.shape}, image "
-            f"{case.image_files[0]} has {tuple(reader.GetSize()[::-1])}"
-        )
-    inst = None
-    if case.instance_file is not None:
-        inst, _ = S.read_label_array(case.instance_file, f"case {case.case_id} instances")
-        if inst.shape != ref.shape:
-            raise ValueError(
-                f"case {case.case_id}: instance map {case.instance_file} shape {inst.shape} != reference {ref.shape}"
-            )
-    return ref, inst, spacing_zyx
-
-
 def evaluate_interactive(
     cases: Sequence[EvalCase],
     segmenter_factory: SegmenterFactory,
@@ -339,7 +220,7 @@ def evaluate_interactive(
     rng = None if seed is None else np.random.default_rng(seed)
     out_cases, refs, present = {}, {}, {}
     for case in tqdm(cases, desc="seganypet_evaluate", unit="case"):
-        ref, instances, spacing_zyx = _read_case(case)
+        ref, instances, spacing_zyx = read_case(case)
         segmenter = segmenter_factory(case)
         scorer = None
         if reference_methods:
@@ -368,44 +249,13 @@ def evaluate_interactive(
         "automatic": S.reference_dice(auto_pred, refs, present, file_ending) if auto_pred else None,
         "baseline": S.reference_dice(baseline_pred, refs, present, file_ending) if baseline_pred else None,
     }
+    summary["monotonicity"] = S.monotonicity(out_cases, summary["mean"]["per_structure"])
     if output_folder is not None:
         from seganypet_nnunet.evaluation.plot import plot_dice_vs_clicks
 
         io_utils.write_json(summary, Path(output_folder) / "summary.json")
         plot_dice_vs_clicks(summary, Path(output_folder) / "dice_vs_clicks.png")
     return summary
-
-
-def check_cases(
-    cases: Sequence[EvalCase],
-    labels: Mapping[str, int | Sequence[int]],
-    pred_folders: Mapping[str, Path | None] | None = None,
-    file_ending: str = ".nii.gz",
-) -> None:
-    """Every input checked before any work (one line naming the file): images readable, 3D, finite, not all zero, on
-    one grid; reference and instance maps on the image's grid (physical space, not only the shape) with integer
-    values (references: dataset.json labels); prediction folders (``{flag: folder}``) hold each case on that grid."""
-    allowed = [v for v in labels.values() if isinstance(v, int)]
-    for flag, folder in (pred_folders or {}).items():
-        if folder is not None and not Path(folder).is_dir():
-            raise InputNotFoundError(f"{folder}: {flag} folder not found")
-    for case in cases:
-        first = None
-        for f in case.image_files:
-            image = validation.read_checked_image(f)
-            if first is None:
-                first = (image, f)
-            else:
-                validation.check_same_grid(first[0], image, first[1], f)
-        ref = validation.check_label_file(case.label_file, allowed, first[0], first[1])
-        if case.instance_file is not None:
-            inst = validation.read_header(case.instance_file, "instance map")
-            validation.check_same_grid(ref, inst, case.label_file, case.instance_file)
-        for folder in (pred_folders or {}).values():
-            if folder is not None:
-                validation.check_label_file(
-                    Path(folder) / f"{case.case_id}{file_ending}", allowed, ref, case.label_file
-                )
 
 
 class SessionSegmenter:
@@ -428,14 +278,15 @@ def session_factory(
     checkpoint: str = "checkpoint_final.pth",
     device: str = "cpu",
     trust_checkpoint: bool = False,
+    click_policy=None,
 ) -> SegmenterFactory:
     """Loads the model once (``trust_checkpoint``: see ``load_model_folder``); each case sets its image channels on
-    the same session."""
+    the same session; ``click_policy``: the session's ``ClickPolicy`` (None: its default)."""
     from seganypet_nnunet.inference.model_folder import load_model_folder
     from seganypet_nnunet.inference.session import SegAnyPETSession
 
     model = load_model_folder(model_folder, tuple(folds), checkpoint, trusted=trust_checkpoint)
-    session = SegAnyPETSession(model, device=device)
+    session = SegAnyPETSession(model, device=device, **({} if click_policy is None else {"click_policy": click_policy}))
 
     def make(case: EvalCase) -> Segmenter:
         session.set_image([str(f) for f in case.image_files])
@@ -455,6 +306,7 @@ def evaluate_model_folder(
     device: str = "cpu",
     instances_dir: Path | None = None,
     trust_checkpoint: bool = False,
+    click_policy=None,
     **kwargs,
 ) -> dict:
     """``evaluate_interactive`` with a SegAnyPETSession from an nnU-Net model folder (labels, channels from its
@@ -470,7 +322,7 @@ def evaluate_model_folder(
     for flag in ("n_clicks", "tolerance_mm"):
         if flag in kwargs and kwargs[flag] <= 0:
             raise SeganypetError(f"-{flag}: must be > 0, got {kwargs[flag]}")
-    factory = session_factory(model_folder, folds, checkpoint, device, trust_checkpoint)
+    factory = session_factory(model_folder, folds, checkpoint, device, trust_checkpoint, click_policy)
     from seganypet_nnunet.trainers.registry import heldout_labels
 
     settings = {
@@ -478,6 +330,7 @@ def evaluate_model_folder(
         "folds": [str(f) for f in folds],
         "checkpoint": checkpoint,
         "heldout_structures": list(heldout_labels(model_folder.name.split("__")[0])),  # Trainer__Plans__configuration
+        "click_policy": "session default" if click_policy is None else repr(click_policy),
     }
     return evaluate_interactive(
         cases, factory, ds["labels"], output_folder=output_folder, file_ending=ending, settings=settings, **kwargs
@@ -498,6 +351,7 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
         resolve_model_folder,
     )
     from seganypet_nnunet.evaluation.protocols import add_protocol_arguments, run_protocol
+    from seganypet_nnunet.inference.click_policy import ClickPolicy
 
     p = argparse.ArgumentParser(description="Simulated-click interactive evaluation of a SegAnyPET model.")
     p.add_argument("-i", required=True, help="[REQUIRED] images folder (CASE_0000.nii.gz, nnU-Net raw layout)")
@@ -530,6 +384,11 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
         default=None,
         help="[OPTIONAL] JSON {case: [x, y, z]} world mm LPS centres of PERCIST's 3-cm liver VOI (cases without a "
         "liver label)",
+    )
+    p.add_argument(
+        "--bare_network",
+        action="store_true",
+        help="[OPTIONAL] clicks go to the network alone: no PET prior, click consistency or local corrections",
     )
     add_device_argument(p)
     add_trust_checkpoint_argument(p)
@@ -568,6 +427,7 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
         seed=a.seed if a.random_clicks else None,
         reference_methods=a.reference_methods,
         liver_voi=liver_voi,
+        click_policy=ClickPolicy.off() if a.bare_network else None,
         auto_pred=Path(a.auto_pred) if a.auto_pred else None,
         baseline_pred=Path(a.baseline_pred) if a.baseline_pred else None,
         **common,

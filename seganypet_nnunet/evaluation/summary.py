@@ -286,3 +286,33 @@ def format_reference_table(summary: Mapping) -> str:
         cells = [f"{v:>{w}.3f}" if v is not None else f"{'-':>{w}}" for v, w in zip(values, widths[1:], strict=True)]
         lines.append(" | ".join([f"{name:>{widths[0]}}", *cells]))
     return "\n".join(lines)
+
+
+def monotonicity(cases: Mapping[str, Mapping], per_structure: Mapping[str, Mapping], max_drop: float = 0.05) -> dict:
+    """Do clicks ever make things worse?
+
+    Returns:
+        ``{"max_drop", "per_structure": {name: {"non_decreasing": mean Dice never falls from one click to the next,
+        "largest_fall"}}, "corrections": correction clicks made (click >= 2, clicked), "worse": of those, how many
+        lowered their target's Dice by more than ``max_drop``, "worse_fraction"}``.
+    """
+    structures = {}
+    for name, block in per_structure.items():
+        dices = [row["dice"] for row in block["per_click"]]
+        falls = [a - b for a, b in zip(dices[:-1], dices[1:], strict=True)]
+        structures[name] = {"non_decreasing": all(f <= 0 for f in falls), "largest_fall": max([0.0, *falls])}
+    corrections = worse = 0
+    for case in cases.values():
+        for target in case["targets"].values():
+            clicks = target["clicks"]
+            for prev, cur in zip(clicks[:-1], clicks[1:], strict=True):
+                if cur["clicked"]:
+                    corrections += 1
+                    worse += cur["dice"] < prev["dice"] - max_drop
+    return {
+        "max_drop": max_drop,
+        "per_structure": structures,
+        "corrections": corrections,
+        "worse": worse,
+        "worse_fraction": worse / corrections if corrections else None,
+    }

@@ -181,7 +181,9 @@ def test_protocol_clicks_dice_coordinates_and_means(raw: Path):
     assert s["settings"]["protocol"] == "deterministic" and s["settings"]["n_clicks"] == 4
     assert s["automatic"] is None and s["baseline"] is None
     on_disk = json.loads((raw / "out" / "summary.json").read_text())
-    assert set(on_disk) == {"settings", "cases", "mean", "automatic", "baseline"}
+    assert set(on_disk) == {"settings", "cases", "mean", "automatic", "baseline", "monotonicity"}
+    # correction clicks: liver 1, heart 1, L1 2, L2 3 (always empty, re-clicked); none lowers its target's Dice
+    assert (on_disk["monotonicity"]["corrections"], on_disk["monotonicity"]["worse"]) == (7, 0)
     png = (raw / "out" / "dice_vs_clicks.png").read_bytes()
     assert len(png) > 1000 and png[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -100,3 +100,24 @@ def test_dice_vs_clicks_plot_with_references_and_heldout(tmp_path):
     width, height = sitk.ReadImage(str(out)).GetSize()[:2]
     assert width > 1.4 * height  # the legend sits outside the axes, to the right
     assert not list(tmp_path.glob(".*"))
+
+
+def test_monotonicity_counts_corrections_that_lose_more_than_the_bound():
+    from seganypet_nnunet.evaluation.summary import monotonicity
+
+    def target(dices, clicked):
+        return {"clicks": [{"dice": d, "clicked": c} for d, c in zip(dices, clicked, strict=True)]}
+
+    cases = {
+        "a": {
+            "targets": {"t1": target([0.5, 0.7, 0.6], [True] * 3), "t2": target([0.9, 0.86, 0.86], [True, True, False])}
+        }
+    }
+    per_structure = {
+        "lesion": {"per_click": [{"dice": 0.5}, {"dice": 0.7}, {"dice": 0.6}]},
+        "liver": {"per_click": [{"dice": 0.9}, {"dice": 0.9}, {"dice": 0.95}]},
+    }
+    out = monotonicity(cases, per_structure)
+    assert out["corrections"] == 3 and out["worse"] == 1 and out["worse_fraction"] == 1 / 3  # 0.7 -> 0.6 only
+    assert out["per_structure"]["lesion"] == {"non_decreasing": False, "largest_fall": pytest.approx(0.1)}
+    assert out["per_structure"]["liver"]["non_decreasing"]
