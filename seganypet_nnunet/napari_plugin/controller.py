@@ -178,7 +178,8 @@ class ViewerSession:
                 self.message(f"click: {err}", True)
                 continue
             kind = "positive" if positive else "negative"
-            self.prompt(f"{kind} click {ijk}", lambda s, p=ijk: s.add_point(p, positive, space="voxel"), layer, 1, t0)
+            act = lambda s, p=ijk: s.add_point(p, positive, space="voxel")  # noqa: E731
+            self.prompt(f"{kind} click {ijk}", act, layer, 1, t0, negative_only=not positive)
 
     def _on_box(self, event) -> None:
         if self._muted or not _added(event):
@@ -212,10 +213,15 @@ class ViewerSession:
 
         self.layers["scribble"].data[...] = 0
         self.layers["scribble"].refresh()
-        self.prompt("scribble", act, None, 0, t0, steps=len(parts))
+        self.prompt("scribble", act, None, 0, t0, steps=len(parts), negative_only=not any(p for _, p in parts))
 
-    def prompt(self, what: str, act: Callable, layer, count: int, t0: float, steps: int = 1) -> None:
-        """Run ``act(session)`` on the current target (starting one first if due), then refresh the labels."""
+    def prompt(
+        self, what: str, act: Callable, layer, count: int, t0: float, steps: int = 1, negative_only: bool = False
+    ) -> None:
+        """Run ``act(session)`` on the current target (starting one first if due), then refresh the labels.
+
+        A prompt that would start a new target with negative points only is refused before the target is made.
+        """
         if self.session is None or self.image is None:
             self._remove_display(layer, count)
             self.message(f"{what}: load a model and open an image first", True)
@@ -225,6 +231,8 @@ class ViewerSession:
         def work():
             t, session = time.perf_counter(), self.session
             if start is not None:
+                if negative_only:
+                    raise SeganypetError("a new target starts with a positive click, a box or a positive scribble")
                 session.new_target(start or f"target_{len(session.targets) + 1}")
             act(session)
             return session.current_target, session.label_map()[0], (time.perf_counter() - t) * 1e3
@@ -238,6 +246,8 @@ class ViewerSession:
             self.on_update()
 
         def failed(err) -> None:
+            if start is not None:
+                self._new_target = start  # the next prompt starts (or continues) that target
             self._remove_display(layer, count)
             self._fail(what)(err)
 
