@@ -58,6 +58,13 @@ setup(
         "matplotlib",
         "tqdm",
     ],
-    extras_require={"test": ["pytest", "ruff", "medim==0.1.2", "requests"]},
-    entry_points={"console_scripts": CONSOLE_SCRIPTS},
+    extras_require={
+        "test": ["pytest", "ruff", "medim==0.1.2", "requests"],
+        "napari": ["napari[pyqt5]>=0.5,<0.7"],  # the viewer plugin, seganypet_nnunet/napari_plugin
+    },
+    package_data={"seganypet_nnunet.napari_plugin": ["napari.yaml"]},
+    entry_points={
+        "console_scripts": CONSOLE_SCRIPTS,
+        "napari.manifest": ["seganypet_nnunet = seganypet_nnunet.napari_plugin:napari.yaml"],
+    },
 )

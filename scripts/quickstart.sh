@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-command set-up plus the main job or the tests, on a fresh machine (Python 3.10+ and pip only).
 #   bash scripts/quickstart.sh demo   # install, then run seganypet_demo on built-in synthetic data
-#   bash scripts/quickstart.sh test   # install, lint (ruff check, ruff format --check), then run the test suite
+#   bash scripts/quickstart.sh test   # install (with the napari extra), lint (ruff check, ruff format --check), then
+#                                     # run the test suite
 # CPU machines: torch is pinned to the CPU build (pip's find-links) so pip never pulls a CUDA torch.
 # GPU machines: an already installed torch (e.g. a CUDA build) is kept and pinned as it is.
 set -euo pipefail
@@ -10,7 +11,7 @@ PY=${PYTHON:-python3}
 CPU_TORCH=${SEGANYPET_TORCH_VERSION:-2.13.0}
 
 install() {
-    local have constraints
+    local extras=$1 have constraints
     have=$("$PY" -c "import torch; print(torch.__version__.split('+')[0])" 2>/dev/null || true)
     if [ -z "$have" ]; then
         echo "[quickstart] installing torch==$CPU_TORCH (CPU build from pip's find-links)"
@@ -21,18 +22,18 @@ install() {
     fi
     constraints=$(mktemp)
     echo "torch==$have" >"$constraints"
-    "$PY" -m pip install -q -c "$constraints" -e ".[test]"
+    "$PY" -m pip install -q -c "$constraints" -e ".[$extras]"
     rm -f "$constraints"
 }
 
 case "${1:-}" in
     demo)
-        install
+        install test
         shift
         exec seganypet_demo "$@"
         ;;
     test)
-        install
+        install test,napari  # the napari plugin's tests run headless (Qt offscreen); they skip without the extra
         shift
         echo "[quickstart] lint: ruff check . && ruff format --check ."
         "$PY" -m ruff check .
