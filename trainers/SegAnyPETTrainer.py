@@ -16,7 +16,7 @@ from seganypet_nnunet.cli_args import CUDA
 from seganypet_nnunet.model.network import ImageEmbedding
 from seganypet_nnunet.trainers.base import SeganypetBaseTrainer
 from seganypet_nnunet.trainers.optim import SGDAdamW
-from seganypet_nnunet.trainers.prompt_training import ClickState, pick_targets, promptable_loss
+from seganypet_nnunet.trainers.prompt_training import ClickState, pet_prior_prompts, pick_targets, promptable_loss
 
 
 class SegAnyPETTrainer(SeganypetBaseTrainer):
@@ -54,6 +54,8 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
         heldout_labels: label names never used as prompt targets.
         lesion_label_name: label split into connected-component instances (absent from dataset.json = none).
         grad_clip: max gradient norm (nnU-Net: 12).
+        pet_prior_probability: chance that a first click on a hot spot also gets the session's PET prior as round
+            0's mask prompt (``initial_mask_prompt``); 0 trains without it.
         prompt_lr_scale: the prompt head (everything outside ``image_encoder``) is optimised with AdamW at
             ``prompt_lr_scale`` x nnU-Net's lr (same poly decay); the backbone keeps nnU-Net's SGD (``SGDAdamW``,
             one optimizer object, so nnU-Net's checkpointing is unchanged).
@@ -68,6 +70,7 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
     lesion_label_name: str = "lesion"
     grad_clip: float = 12.0
     prompt_lr_scale: float = 0.1
+    pet_prior_probability: float = 0.5
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict, device: torch.device = CUDA):
         super().__init__(plans, configuration, fold, dataset_json, device)
@@ -111,16 +114,19 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
             embedding = self._module().encode(data)
             auto_loss = self.loss(embedding.auto_output, target)
             full_res = target[0] if isinstance(target, list) else target
-            loss = auto_loss + self.prompt_loss_weight * self.prompted_loss(embedding, full_res)
+            loss = auto_loss + self.prompt_loss_weight * self.prompted_loss(embedding, full_res, data)
         self._backward_and_step(loss)
         return {"loss": loss.detach().cpu().numpy()}
 
-    def prompted_loss(self, embedding: ImageEmbedding, seg: torch.Tensor) -> torch.Tensor:
+    def prompted_loss(
+        self, embedding: ImageEmbedding, seg: torch.Tensor, data: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Simulated click loop on one embedding; the loss of one randomly drawn round (see class docstring).
 
         Args:
             embedding: ``encode`` output for the (B, C, P0, P1, P2) batch.
             seg: (B, 1, P0, P1, P2) full-resolution label patch (network-input voxels).
+            data: the (B, C, P0, P1, P2) input batch (channel 0 = PET SUV) for the PET-prior rounds, or None.
 
         Returns:
             scalar promptable loss of round ``graded`` (0 = first prompt only).
@@ -128,16 +134,35 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
         net, rng = self._module(), self.prompt_rng
         masks, valid, state = self.first_prompts(seg)
         graded, round_weight = self.draw_graded_round()
-        prev = None
+        prev, present = self.initial_mask_prompt(data, state, valid)
         for r in range(graded + 1):
             if r > 0:
                 state.add_correction_clicks((prev > 0)[:, 0].cpu().numpy(), masks, valid, rng)
             with torch.no_grad() if r < graded else contextlib.nullcontext():
-                logits, iou = net.decode(embedding, state.to_prompts(prev, self.device, masks.shape[1:]))
+                prompts = state.to_prompts(prev, self.device, masks.shape[1:], present if r == 0 else None)
+                logits, iou = net.decode(embedding, prompts)
             prev = logits.detach()
         target = torch.as_tensor(masks, device=self.device).unsqueeze(1)
         weight = torch.as_tensor(valid, dtype=torch.float32, device=self.device)
         return round_weight * promptable_loss(logits, iou, target, weight, self.iou_loss_weight)
+
+    def initial_mask_prompt(
+        self, data: torch.Tensor | None, state: ClickState, valid: np.ndarray
+    ) -> tuple[torch.Tensor | None, np.ndarray | None]:
+        """Round 0's dense prompt: the session's PET prior for a first click on a hot spot (with
+        ``pet_prior_probability``), so the decoder learns to refine the reader's region it gets at inference.
+
+        Returns:
+            ((B, 1, P0, P1, P2) logits +-10 or None, (B,) bool: which samples have one).
+        """
+        if data is None or self.pet_prior_probability <= 0:
+            return None, None
+        spacing = self.configuration_manager.spacing  # patch axis order
+        suv = data[:, 0].detach().float().cpu().numpy()
+        priors, has = pet_prior_prompts(suv, state, valid, spacing, self.prompt_rng, self.pet_prior_probability)
+        if priors is None:
+            return None, None
+        return torch.as_tensor(np.where(priors, 10.0, -10.0)[:, None], dtype=torch.float32, device=self.device), has
 
     def first_prompts(self, seg: torch.Tensor) -> tuple[np.ndarray, np.ndarray, ClickState]:
         """Targets of a (B, 1, X, Y, Z) label patch and their first prompts: (masks, valid, ClickState)."""

@@ -85,11 +85,20 @@ class ClickState:
         self.points = np.concatenate([self.points, coords[:, None]], axis=1)
         self.labels = np.concatenate([self.labels, labels[:, None]], axis=1)
 
-    def to_prompts(self, prev_logits: torch.Tensor | None, device: torch.device, patch_shape: Sequence[int]) -> Prompts:
+    def to_prompts(
+        self,
+        prev_logits: torch.Tensor | None,
+        device: torch.device,
+        patch_shape: Sequence[int],
+        present: np.ndarray | None = None,
+    ) -> Prompts:
         """Tensors on ``device``. ``prev_logits`` (B, 1, *patch_shape) is the dense prompt; None gives a zero mask
-        marked absent, so the mask encoder and the learned "no mask" embedding are both in every graph (DDP)."""
+        marked absent, so the mask encoder and the learned "no mask" embedding are both in every graph (DDP).
+        ``present`` (B,) bool marks which samples' ``prev_logits`` are real (default: all, when given)."""
         n = self.points.shape[0]
-        present = torch.full((n,), prev_logits is not None, dtype=torch.bool, device=device)
+        if present is None:
+            present = np.full(n, prev_logits is not None)
+        present = torch.as_tensor(np.asarray(present, bool), device=device)
         if prev_logits is None:
             prev_logits = torch.zeros((n, 1, *patch_shape), device=device)
         return Prompts(
@@ -132,3 +141,35 @@ def promptable_loss(
     iou_mse = (iou_pred.float()[:, 0] - iou_true) ** 2
     per_sample = dice + bce + iou_weight * iou_mse
     return (per_sample * valid).sum() / valid.sum().clamp_min(1)
+
+
+def pet_prior_prompts(
+    suv: np.ndarray,
+    state: ClickState,
+    valid: np.ndarray,
+    spacing: Sequence[float],
+    rng: np.random.Generator | None,
+    probability: float,
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """The session's PET prior (``inference/click_policy.py``) for the first clicks of a batch, as a training prompt.
+
+    Args:
+        suv: (B, P0, P1, P2) float SUV patches (the PET channel; the planner keeps SUV unnormalised).
+        state: the first prompts; only samples whose first prompt is a positive click get a prior.
+        valid: (B,) bool samples with a target.
+        spacing: voxel size in mm in the patch's axis order.
+        rng: draws which samples try the prior (each with ``probability``).
+
+    Returns:
+        (priors (B, P0, P1, P2) bool or None when no sample got one, has (B,) bool).
+    """
+    from seganypet_nnunet.inference.click_policy import DEFAULT_POLICY, pet_prior
+
+    has = np.zeros(len(valid), bool)
+    priors = np.zeros(suv.shape, bool)
+    for b in np.flatnonzero(valid & (state.labels[:, 0] == 1)):
+        if rng is None or rng.random() < probability:  # rng None: deterministic (tests), every sample tries
+            region = pet_prior(suv[b], state.points[b, 0], spacing, DEFAULT_POLICY)
+            if region is not None:
+                priors[b], has[b] = region, True
+    return (priors if has.any() else None), has

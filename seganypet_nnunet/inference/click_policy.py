@@ -9,7 +9,9 @@ Three rules, each switchable in ``ClickPolicy`` (measured one by one in ``bench/
 - Click consistency: a clicked voxel keeps its clicked label, and (``clicked_components_only``) the target keeps only
   the connected components that hold one of its positive clicks (a new positive click elsewhere adds its component).
 - Local corrections: a correction click changes the mask only in the connected regions of change that hold one of that
-  step's clicks; changes elsewhere are reverted, so a correction cannot damage distant parts of the mask.
+  step's clicks or touch the voxels next to it (``LOCAL_RADIUS``); changes elsewhere are reverted, so a correction
+  cannot damage distant parts of the mask. The clicked voxel takes its clicked label first, so a click the network
+  ignored still changes (at least) its own voxel.
 
 Space: the logit buffers are the session's preprocessed voxel space, axes (P0, P1, P2); points are (N, 3) preprocessed
 voxel coordinates (voxel centre at integer). The SUV for the prior is the ORIGINAL image, array (z, y, x).
@@ -27,6 +29,8 @@ from scipy import ndimage
 from seganypet_nnunet.prompts import pet_regions as R
 
 CONNECTIVITY = 26
+#: a change region counts as the click's when it comes within this many voxels (Chebyshev) of the clicked voxel
+LOCAL_RADIUS = 1
 
 
 @dataclass(frozen=True)
@@ -74,17 +78,20 @@ def _voxels(points: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 def keep_local_changes(
     before: np.ndarray, after: np.ndarray, step_points: np.ndarray, region: tuple[slice, ...]
 ) -> np.ndarray:
-    """``after`` with every sign change (26-connected component of ``(before > 0) != (after > 0)``) that holds none of
-    ``step_points`` reverted to ``before``; only inside ``region`` (slices of the buffers). Returns a new array."""
+    """``after`` with every sign change (26-connected component of ``(before > 0) != (after > 0)``) that comes within
+    ``LOCAL_RADIUS`` voxels of none of ``step_points`` reverted to ``before``; only inside ``region`` (slices of the
+    buffers). Returns a new array."""
     out = after.copy()
     changed = (before[region] > 0) != (after[region] > 0)
     if not changed.any():
         return out
     labels = cc3d.connected_components(changed, connectivity=CONNECTIVITY)
     origin = np.array([s.start for s in region])
-    local = _voxels(step_points, before.shape) - origin
-    inside = ((local >= 0) & (local < np.array(changed.shape))).all(axis=1)
-    keep = {int(labels[tuple(p)]) for p in local[inside]} - {0}
+    keep: set[int] = set()
+    for p in _voxels(step_points, before.shape) - origin:
+        near = tuple(slice(max(0, c - LOCAL_RADIUS), max(0, c + LOCAL_RADIUS + 1)) for c in p)
+        keep |= set(np.unique(labels[near]).tolist())
+    keep -= {0}
     revert = changed & ~np.isin(labels, list(keep))
     out[region][revert] = before[region][revert]
     return out

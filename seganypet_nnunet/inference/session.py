@@ -415,6 +415,7 @@ class SegAnyPETSession:
         """Local corrections (``before``: the buffer before this step) and click consistency, inside ``visited``."""
         if before is not None:
             bbox = tuple(slice(min(b[a][0] for b in visited), max(b[a][1] for b in visited)) for a in range(3))
+            P.enforce_clicks(t.logits, points, P.ClickPolicy(clicked_components_only=False), bbox)  # the click first
             t.logits = P.keep_local_changes(before, t.logits, np.array([p for p, _ in points]), bbox)
         for bx in visited:
             P.enforce_clicks(t.logits, t.points, self.click_policy, box_slices(bx))
