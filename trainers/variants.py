@@ -45,3 +45,15 @@ class SegAnyPETTrainer_heldout_kidneys(SegAnyPETTrainer):
 
 class SegAnyPETTrainer_heldout_spleen_tiny(SegAnyPETTrainer_heldout_spleen):
     budget = TINY_BUDGET
+
+
+class SegAnyPETTrainer_noPetPrior(SegAnyPETTrainer):
+    """Ablation: first clicks never get the PET prior as round 0's mask prompt (the recipe before issue 10)."""
+
+    pet_prior_probability = 0.0
+
+
+class SegAnyPETTrainer_demo_noPetPrior(SegAnyPETTrainer_demo):
+    """The demo budget without PET-prior rounds (ablation of bench/bench_click_policy.py)."""
+
+    pet_prior_probability = 0.0
