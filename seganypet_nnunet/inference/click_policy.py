@@ -5,7 +5,8 @@ Three rules, each switchable in ``ClickPolicy`` (measured one by one in ``bench/
 - PET prior: the first positive click of a target on a HOT spot (local SUVmax >= ``prior_min_suvmax`` within 15 mm)
   starts from the reader's region (SUV >= ``prior_fraction`` x local SUVmax grown from the hottest voxel,
   ``prompts/pet_regions.py``) as the decoder's mask prompt, when the click lies in that region (holes filled, grown by
-  one voxel) and the region is at most ``prior_max_ml``; the network then refines it.
+  one voxel) and the region is at most ``prior_max_ml``; the network then refines it. With ``prior_answer`` the region
+  itself is the first click's answer (the network runs from the first correction on, with it as the mask prompt).
 - Click consistency: a clicked voxel keeps its clicked label, and (``clicked_components_only``) the target keeps only
   the connected components that hold one of its positive clicks (a new positive click elsewhere adds its component).
 - Local corrections: a correction click changes the mask only in the connected regions of change that hold one of that
@@ -41,6 +42,7 @@ class ClickPolicy:
     prior_fraction: float = 0.41
     prior_min_suvmax: float = 4.0
     prior_max_ml: float = 1500.0
+    prior_answer: bool = False
     keep_clicked_label: bool = True
     clicked_components_only: bool = True
     local_corrections: bool = True

@@ -213,16 +213,24 @@ class SegAnyPETSession:
         t = self._target()
         self._check_points(t, [label], "add_point")
         if label and t.logits is None and self.click_policy.pet_prior:
-            self._start_from_pet_prior(t, np.asarray(ijk, float).reshape(3)[::-1])
+            prior = self._pet_prior_logits(np.asarray(ijk, float).reshape(3)[::-1])
+            if prior is not None and self.click_policy.prior_answer:  # the reader's region is the first answer
+                self._record(t, [tuple((0, n) for n in self.geometry.preprocessed_shape)])
+                t.points.append((p, label))
+                t.crop, t.logits = centred_box(p, self.patch, self.geometry.preprocessed_shape), prior
+                self._refresh_mask(t, [])
+                return self.mask()
+            t.logits = prior
         return self._interact(points=[(p, label)], centre=p)
 
-    def _start_from_pet_prior(self, t: _Target, seed_zyx: np.ndarray) -> None:
-        """The reader's region of a hot first click (original array index (z, y, x)) as the target's mask prompt."""
+    def _pet_prior_logits(self, seed_zyx: np.ndarray) -> np.ndarray | None:
+        """The reader's region of a hot first click (original array index (z, y, x)) as preprocessed logits, or None."""
         spacing_zyx = self.properties["spacing"]
         prior = P.pet_prior(self._suv, seed_zyx, spacing_zyx, self.click_policy)
-        if prior is not None:
-            pre = C.mask_to_preprocessed(prior, self.geometry, spacing_zyx, self.model.configuration_manager)
-            t.logits = np.where(pre, -BACKGROUND_LOGIT, BACKGROUND_LOGIT).astype(np.float32)
+        if prior is None:
+            return None
+        pre = C.mask_to_preprocessed(prior, self.geometry, spacing_zyx, self.model.configuration_manager)
+        return np.where(pre, -BACKGROUND_LOGIT, BACKGROUND_LOGIT).astype(np.float32)
 
     def add_box(self, corner_min: Sequence[float], corner_max: Sequence[float], space: str = "world") -> np.ndarray:
         """Box from two inclusive corners (world mm LPS (x, y, z) or original voxel (i, j, k)); one per target."""

@@ -93,3 +93,16 @@ def test_session_rules_on_a_real_network(model_paths):
     assert set(np.unique(changed)) <= {0, int(changed[neg])}  # every change holds the correction click
     bare = new_session(model_paths[1], image, click_policy=P.ClickPolicy.off())
     assert bare.add_point(ijk, space="voxel").shape == session.array_shape
+
+
+def test_prior_answer_returns_the_readers_region_and_undoes_cleanly(model_paths):
+    image = model_paths[0] / "imagesTs" / "test00_0000.nii.gz"
+    session = new_session(model_paths[1], image, click_policy=P.ClickPolicy(prior_answer=True))
+    suv = session._suv
+    hot = np.unravel_index(int(np.argmax(suv)), suv.shape)
+    mask = session.add_point(tuple(float(c) for c in hot[::-1]), space="voxel")
+    prior = P.pet_prior(suv, hot, session.properties["spacing"], session.click_policy)
+    assert prior is not None and mask[hot] == 1
+    assert (mask.astype(bool) ^ prior).sum() <= 0.2 * prior.sum()  # the region, up to nnU-Net's resampling round trip
+    assert set(np.unique(session.logits())) == {-10.0, 10.0}  # no network output in it
+    assert session.undo().sum() == 0 and session.logits() is None
