@@ -109,11 +109,16 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
             embedding = self._module().encode(data)
-            auto_loss = self.loss(embedding.auto_output, target)
-            full_res = target[0] if isinstance(target, list) else target
-            loss = auto_loss + self.prompt_loss_weight * self.prompted_loss(embedding, full_res)
+            loss = self.step_loss(embedding, target, batch)
         self._backward_and_step(loss)
         return {"loss": loss.detach().cpu().numpy()}
+
+    def step_loss(self, embedding: ImageEmbedding, target, batch: dict) -> torch.Tensor:
+        """nnU-Net's loss on the automatic output + ``prompt_loss_weight`` x the promptable loss (hook: CPCL)."""
+        full_res = target[0] if isinstance(target, list) else target
+        return self.loss(embedding.auto_output, target) + self.prompt_loss_weight * self.prompted_loss(
+            embedding, full_res
+        )
 
     def prompted_loss(self, embedding: ImageEmbedding, seg: torch.Tensor) -> torch.Tensor:
         """Simulated click loop on one embedding; the loss of one randomly drawn round (see class docstring).
@@ -125,8 +130,22 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
         Returns:
             scalar promptable loss of round ``graded`` (0 = first prompt only).
         """
+        return self.click_loop_loss(embedding, *self.first_prompts(seg))
+
+    def click_loop_loss(
+        self,
+        embedding: ImageEmbedding,
+        masks: np.ndarray,
+        valid: np.ndarray,
+        state: ClickState,
+        *,
+        target: torch.Tensor | None = None,
+        voxel_weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The click loop from given first prompts (``first_prompts`` output); the graded round's loss against
+        ``target`` (B, 1, P0, P1, P2) float (default: ``masks``) with optional per-voxel ``voxel_weight`` (same shape).
+        Correction clicks always come from ``masks``."""
         net, rng = self._module(), self.prompt_rng
-        masks, valid, state = self.first_prompts(seg)
         graded, round_weight = self.draw_graded_round()
         prev = None
         for r in range(graded + 1):
@@ -135,9 +154,12 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
             with torch.no_grad() if r < graded else contextlib.nullcontext():
                 logits, iou = net.decode(embedding, state.to_prompts(prev, self.device, masks.shape[1:]))
             prev = logits.detach()
-        target = torch.as_tensor(masks, device=self.device).unsqueeze(1)
+        if target is None:
+            target = torch.as_tensor(masks, device=self.device).unsqueeze(1)
         weight = torch.as_tensor(valid, dtype=torch.float32, device=self.device)
-        return round_weight * promptable_loss(logits, iou, target, weight, self.iou_loss_weight)
+        return round_weight * promptable_loss(
+            logits, iou, target, weight, self.iou_loss_weight, voxel_weight=voxel_weight
+        )
 
     def first_prompts(self, seg: torch.Tensor) -> tuple[np.ndarray, np.ndarray, ClickState]:
         """Targets of a (B, 1, X, Y, Z) label patch and their first prompts: (masks, valid, ClickState)."""
