@@ -148,7 +148,8 @@ def main() -> None:
                 f"{name:<28} {r['seed']:>4} {r['auto']:>9.3f} {r['click_1']:>8.3f} {r['click_n']:>9.3f} "
                 f"{r['ms_per_it']:>8.0f}"
             )
-    means = {name: {k: _mean(rows, k) for k in ("auto", "click_1", "click_n", "ms_per_it")} for name, rows in table.items()}
+    keys = ("auto", "click_1", "click_n", "ms_per_it")
+    means = {name: {k: _mean(rows, k) for k in keys} for name, rows in table.items()}
     for name, m in means.items():
         print(
             f"{name + ' (mean)':<28} {'':>4} {m['auto']:>9.3f} {m['click_1']:>8.3f} {m['click_n']:>9.3f} "
