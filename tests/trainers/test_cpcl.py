@@ -15,7 +15,7 @@ from seganypet_nnunet.errors import SeganypetError
 from seganypet_nnunet.run.train import build_trainer
 from seganypet_nnunet.synthetic.corruption import LabelCorruption
 from seganypet_nnunet.synthetic.dataset import make_dataset
-from seganypet_nnunet.trainers.cpcl import SegAnyPETTrainerCPCL_tiny
+from seganypet_nnunet.trainers.cpcl import SamMed3DCPCLMixin, SegAnyPETTrainerCPCL_tiny
 from seganypet_nnunet.trainers.cpcl_loss import CPCLConfig
 from seganypet_nnunet.trainers.registry import TRAINERS
 
@@ -83,3 +83,38 @@ def test_expert_only_dataset_and_unknown_case_name(corrupted_env):
     assert TRAINERS["SegAnyPETTrainerCPCL"].cpcl.uncertainty == "entropy"
     assert TRAINERS["SegAnyPETTrainerCPCL_variance"].cpcl.uncertainty == "variance"
     assert TRAINERS["SamMed3DTrainerCPCL"].cpcl.mode == "downweight"
+
+
+class _SamCPCLHost(SamMed3DCPCLMixin):
+    """The attributes ``SamMed3DCPCLMixin.loss_targets`` reads from a SamMed3DTrainer, around a real SamMed3DNet
+    (the full trainer needs 128^3 ViT-B passes, too slow for this file; its loop is covered by its own tests)."""
+
+    cpcl = CPCLConfig(num_prompt_sets=2, clicks_per_set=1)
+
+    def __init__(self, net):
+        self.net, self.device, self.current_epoch = net, CPU, 0
+        self.prompt_rng, self.low_quality_ids = np.random.default_rng(0), frozenset({"LQ"})
+
+    def _module(self):
+        return self.net
+
+
+def test_sam_med3d_cpcl_weights_only_the_low_quality_sample():
+    from seganypet_nnunet.model.sam_med3d import SamMed3DNet
+    from seganypet_nnunet.model.sam_med3d.network import SamMed3DEmbedding
+
+    torch.manual_seed(0)
+    net = SamMed3DNet().eval()
+    host = _SamCPCLHost(net)
+    pe = net.prompt_encoder.get_dense_pe()
+    embedding = SamMed3DEmbedding(torch.randn(2, 384, 8, 8, 8), pe, (128, 128, 128))
+    masks = np.zeros((2, 128, 128, 128), bool)
+    masks[:, 40:80, 50:90, 30:70] = True
+    target = torch.as_tensor(masks).unsqueeze(1).float()
+    valid = np.array([True, True])
+    same, none = host.loss_targets(embedding, masks, valid, {"keys": ["EXPERT", "EXPERT"]}, target)
+    assert same is target and none is None and host.last_cpcl is None
+    new_target, weight = host.loss_targets(embedding, masks, valid, {"keys": ["EXPERT", "LQ"]}, target)
+    assert torch.equal(new_target, target) and host.last_cpcl["samples"] == 1
+    assert (weight[0] == 1).all() and (weight[1] < 1).any()
+    assert (torch.isclose(weight[1], torch.tensor(1.0)) | torch.isclose(weight[1], torch.tensor(0.1))).all()
