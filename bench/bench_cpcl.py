@@ -3,7 +3,8 @@
 One synthetic dataset whose training labels are partly corrupted (``-corrupt_fraction``, the ops of
 ``synthetic/corruption.py``; ``low_quality_cases.json`` marks them) and whose test labels are clean. Both trainers get
 the SAME budget (``-epochs`` x ``-iters``), the same plans and, per seed, the same torch / numpy / prompt seeds. Each
-model is scored on the clean test labels: automatic Dice (nnU-Net head, mean over structures) and prompted Dice after
+model is scored on the clean test labels: automatic Dice (nnU-Net head without mirroring, mean over structures;
+nnU-Net's end-of-training validation is skipped) and prompted Dice after
 1 and ``-clicks`` simulated clicks (``seganypet_evaluate``'s protocol). ``ms/it`` is the median ``train_step`` time.
 
     python bench/bench_cpcl.py                                    # 20 train (50 % corrupted), 4 test, 3 seeds, CPU
@@ -22,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seganypet_nnunet.cli_args import CUDA
+
 DATASET_ID = 988
 CONFIGURATION = "3d_fullres"
 
@@ -29,8 +32,9 @@ CONFIGURATION = "3d_fullres"
 def bench_class(base: type, budget: dict, seed: int) -> type:
     """``base`` with ``budget``, seeded prompt simulation and a per-step timer (``step_seconds``)."""
 
-    def __init__(self, *args, **kwargs):
-        base.__init__(self, *args, **kwargs)
+    def __init__(self, plans, configuration, fold, dataset_json, device=CUDA):
+        # nnU-Net records __init__'s parameters by name: keep its signature
+        base.__init__(self, plans, configuration, fold, dataset_json, device)
         self.prompt_rng = np.random.default_rng(seed)
         self.step_seconds = []
 
@@ -42,8 +46,12 @@ def bench_class(base: type, budget: dict, seed: int) -> type:
         self.step_seconds.append(time.perf_counter() - start)
         return out
 
+    def perform_actual_validation(self, save_probabilities: bool = False) -> None:
+        """Skipped: the bench scores the clean test set instead of nnU-Net's validation fold."""
+
     name = f"{base.__name__}_bench"
-    return type(name, (base,), {"budget": budget, "__init__": __init__, "train_step": train_step})
+    methods = {"__init__": __init__, "train_step": train_step, "perform_actual_validation": perform_actual_validation}
+    return type(name, (base,), {"budget": budget, **methods})
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -69,7 +77,7 @@ def run_one(trainer_class: type, raw: Path, plans: str, work: Path, seed: int, a
     )
     model = results / dataset_folder_name(DATASET_ID, args.name) / f"{trainer_class.__name__}__{plans}__{CONFIGURATION}"
     pred = work / "pred_auto"
-    predict_automatic(model, raw / "imagesTs", pred, folds=(0,), device=args.device, npp=0, nps=0)
+    predict_automatic(model, raw / "imagesTs", pred, folds=(0,), device=args.device, disable_tta=True, npp=0, nps=0)
     summary = evaluate_model_folder(
         model,
         raw / "imagesTs",
