@@ -49,16 +49,26 @@ class MultiStepGroupLR:
         self.milestones, self.gamma = list(state["milestones"]), float(state["gamma"])
 
 
-def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, smooth: float = 1e-5):
+def dice_ce_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor,
+    smooth: float = 1e-5,
+    *,
+    voxel_weight: torch.Tensor | None = None,
+):
     """SAM-Med3D's loss (MONAI ``DiceCELoss(sigmoid=True, squared_pred=True)``): soft Dice with squared terms + BCE.
 
     Args:
         logits: (B, 1, X, Y, Z); target: (B, 1, X, Y, Z) {0, 1}; weight: (B,) 0 for samples without a target.
+        voxel_weight: optional (B, 1, X, Y, Z) per-voxel weights (CPCL); None is all ones.
     """
     lg, tg = logits.float().flatten(1), target.float().flatten(1)
+    w = torch.ones_like(tg) if voxel_weight is None else voxel_weight.float().flatten(1)
     p = torch.sigmoid(lg)
-    dice = 1 - (2 * (p * tg).sum(1) + smooth) / ((p * p).sum(1) + (tg * tg).sum(1) + smooth)
-    bce = F.binary_cross_entropy_with_logits(lg, tg, reduction="none").mean(1)
+    dice = 1 - (2 * (w * p * tg).sum(1) + smooth) / ((w * p * p).sum(1) + (w * tg * tg).sum(1) + smooth)
+    bce = F.binary_cross_entropy_with_logits(lg, tg, reduction="none")
+    bce = (w * bce).sum(1) / w.sum(1).clamp_min(1e-8)
     return ((dice + bce) * weight).sum() / weight.sum().clamp_min(1)
 
 
@@ -200,6 +210,9 @@ class SamMed3DTrainer(SeganypetBaseTrainer):
         with amp:
             with torch.no_grad() if (self.freeze_encoder or not train) else dummy_context():
                 embedding = net.encode(data)
+            voxel_weight = None
+            if train:
+                target, voxel_weight = self.loss_targets(embedding, masks, valid, batch, target)
             low = torch.zeros((data.shape[0], 1, *net.prompt_encoder.mask_shape), device=self.device)
             pred = np.zeros(masks.shape, bool)
             loss = torch.zeros((), device=self.device)
@@ -211,10 +224,16 @@ class SamMed3DTrainer(SeganypetBaseTrainer):
                     labels = torch.as_tensor(labs, device=self.device)
                 low, _ = net.decode_lowres(embedding, points, labels, low)
                 full = net.upsample(low)
-                loss = loss + dice_ce_loss(full, target, weight)
+                loss = loss + dice_ce_loss(full, target, weight, voxel_weight=voxel_weight)
                 low = low.detach().float()
                 pred = (full.detach() > 0)[:, 0].cpu().numpy()
         return loss, (pred, masks, valid)
+
+    def loss_targets(
+        self, embedding, masks: np.ndarray, valid: np.ndarray, batch: dict, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Training target (B, 1, X, Y, Z) and per-voxel loss weights (None: all ones) of a step (hook: CPCL)."""
+        return target, None
 
     def _module(self) -> nn.Module:
         mod = self.network.module if self.is_ddp else self.network

@@ -112,11 +112,16 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
             embedding = self._module().encode(data)
-            auto_loss = self.loss(embedding.auto_output, target)
-            full_res = target[0] if isinstance(target, list) else target
-            loss = auto_loss + self.prompt_loss_weight * self.prompted_loss(embedding, full_res, data)
+            loss = self.step_loss(embedding, target, batch)
         self._backward_and_step(loss)
         return {"loss": loss.detach().cpu().numpy()}
+
+    def step_loss(self, embedding: ImageEmbedding, target, batch: dict) -> torch.Tensor:
+        """nnU-Net's loss on the automatic output + ``prompt_loss_weight`` x the promptable loss (hook: CPCL)."""
+        full_res = target[0] if isinstance(target, list) else target
+        return self.loss(embedding.auto_output, target) + self.prompt_loss_weight * self.prompted_loss(
+            embedding, full_res, batch.get("data")
+        )
 
     def prompted_loss(
         self, embedding: ImageEmbedding, seg: torch.Tensor, data: torch.Tensor | None = None
@@ -131,8 +136,23 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
         Returns:
             scalar promptable loss of round ``graded`` (0 = first prompt only).
         """
+        return self.click_loop_loss(embedding, *self.first_prompts(seg), data=data)
+
+    def click_loop_loss(
+        self,
+        embedding: ImageEmbedding,
+        masks: np.ndarray,
+        valid: np.ndarray,
+        state: ClickState,
+        *,
+        target: torch.Tensor | None = None,
+        voxel_weight: torch.Tensor | None = None,
+        data: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The click loop from given first prompts (``first_prompts`` output); the graded round's loss against
+        ``target`` (B, 1, P0, P1, P2) float (default: ``masks``) with optional per-voxel ``voxel_weight`` (same shape).
+        Correction clicks always come from ``masks``; ``data`` (the input batch) enables round 0's PET prior."""
         net, rng = self._module(), self.prompt_rng
-        masks, valid, state = self.first_prompts(seg)
         graded, round_weight = self.draw_graded_round()
         prev, present = self.initial_mask_prompt(data, state, valid)
         for r in range(graded + 1):
@@ -142,9 +162,12 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
                 prompts = state.to_prompts(prev, self.device, masks.shape[1:], present if r == 0 else None)
                 logits, iou = net.decode(embedding, prompts)
             prev = logits.detach()
-        target = torch.as_tensor(masks, device=self.device).unsqueeze(1)
+        if target is None:
+            target = torch.as_tensor(masks, device=self.device).unsqueeze(1)
         weight = torch.as_tensor(valid, dtype=torch.float32, device=self.device)
-        return round_weight * promptable_loss(logits, iou, target, weight, self.iou_loss_weight)
+        return round_weight * promptable_loss(
+            logits, iou, target, weight, self.iou_loss_weight, voxel_weight=voxel_weight
+        )
 
     def initial_mask_prompt(
         self, data: torch.Tensor | None, state: ClickState, valid: np.ndarray

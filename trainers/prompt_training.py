@@ -118,6 +118,8 @@ def promptable_loss(
     valid: torch.Tensor,
     iou_weight: float = 1.0,
     smooth: float = 1e-5,
+    *,
+    voxel_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Soft Dice + BCE on the mask logits, + ``iou_weight`` x MSE of the IoU head vs the achieved IoU.
 
@@ -125,19 +127,23 @@ def promptable_loss(
         mask_logits: (B, 1, P0, P1, P2) float logits; iou_pred: (B, 1) float.
         target: (B, 1, P0, P1, P2) float {0, 1}; valid: (B,) float, 0 for samples without a target (their terms are
             multiplied by 0, which keeps every parameter in the graph).
+        voxel_weight: optional (B, 1, P0, P1, P2) float >= 0 per-voxel weights (CPCL): weighted Dice sums, weighted
+            mean BCE and IoU over weighted voxels. None is all ones (the unweighted loss).
 
     Returns:
         scalar, mean over valid samples (0 with a graph when none is valid).
     """
     logits = mask_logits.float().flatten(1)
     tgt = target.float().flatten(1)
+    w = torch.ones_like(tgt) if voxel_weight is None else voxel_weight.float().flatten(1)
     prob = torch.sigmoid(logits)
-    dice = 1 - (2 * (prob * tgt).sum(1) + smooth) / (prob.sum(1) + tgt.sum(1) + smooth)
-    bce = F.binary_cross_entropy_with_logits(logits, tgt, reduction="none").mean(1)
+    dice = 1 - (2 * (w * prob * tgt).sum(1) + smooth) / ((w * prob).sum(1) + (w * tgt).sum(1) + smooth)
+    bce = F.binary_cross_entropy_with_logits(logits, tgt, reduction="none")
+    bce = (w * bce).sum(1) / w.sum(1).clamp_min(1e-8)
     with torch.no_grad():
         hard = (logits > 0).float()
-        inter, union = (hard * tgt).sum(1), ((hard + tgt) > 0).float().sum(1)
-        iou_true = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+        inter, union = (w * hard * tgt).sum(1), (w * ((hard + tgt) > 0).float()).sum(1)
+        iou_true = torch.where(union > 0, inter / union.clamp_min(1e-8), torch.ones_like(union))
     iou_mse = (iou_pred.float()[:, 0] - iou_true) ** 2
     per_sample = dice + bce + iou_weight * iou_mse
     return (per_sample * valid).sum() / valid.sum().clamp_min(1)

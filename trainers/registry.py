@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from seganypet_nnunet.trainers import SamMed3DTrainer, baselines, prompt_cost, variants
+from seganypet_nnunet.trainers import SamMed3DTrainer, baselines, cpcl, prompt_cost, variants
 from seganypet_nnunet.trainers.SegAnyPETTrainer import SegAnyPETTrainer
 
 
@@ -23,6 +23,7 @@ TRAINERS: dict[str, type[nnUNetTrainer]] = {
     **_classes(baselines),
     **_classes(SamMed3DTrainer),
     **_classes(prompt_cost),
+    **_classes(cpcl),
 }
 
 

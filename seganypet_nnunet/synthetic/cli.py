@@ -8,6 +8,7 @@ from pathlib import Path
 from seganypet_nnunet.errors import SeganypetError, cli_entry
 from seganypet_nnunet.paths import check_dataset_name, dataset_folder_name
 from seganypet_nnunet.synthetic.config import AUTOPET_SPACING, SyntheticConfig
+from seganypet_nnunet.synthetic.corruption import KINDS, LabelCorruption
 from seganypet_nnunet.synthetic.dataset import make_dataset
 
 
@@ -32,6 +33,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ct", action="store_true", help="[OPTIONAL] also write a CT-like channel (_0001, 'CT')")
     parser.add_argument("--oblique", action="store_true", help="[OPTIONAL] write a rotated (oblique) image grid")
     parser.add_argument("-max_lesions", type=int, default=4, help="[OPTIONAL] max lesions per case. Default: 4")
+    parser.add_argument(
+        "-corrupt_fraction",
+        type=float,
+        default=0.0,
+        help="[OPTIONAL] fraction of TRAINING cases given low-quality labels (dilation/erosion, shift, missing part, "
+        "boundary offset); writes low_quality_cases.json. Test labels stay clean. Default: 0 (none)",
+    )
+    parser.add_argument(
+        "-corrupt_kinds",
+        nargs="+",
+        default=list(KINDS),
+        help=f"[OPTIONAL] corruptions to draw from per case. Default: {' '.join(KINDS)}",
+    )
     parser.add_argument("-seed", type=int, default=0, help="[OPTIONAL] base seed. Default: 0")
     parser.add_argument(
         "-o", type=str, default=None, help="[OPTIONAL] raw root folder to write into instead of $nnUNet_raw"
@@ -47,6 +61,11 @@ def check_args(args: argparse.Namespace) -> None:
                              ("-max_lesions", args.max_lesions, 0)):  # fmt: skip
         if value < low:
             raise SeganypetError(f"{flag} {value}: must be >= {low}")
+    if not 0 <= args.corrupt_fraction <= 1:
+        raise SeganypetError(f"-corrupt_fraction {args.corrupt_fraction}: must be in [0, 1]")
+    unknown = [k for k in args.corrupt_kinds if k not in KINDS]
+    if unknown:
+        raise SeganypetError(f"-corrupt_kinds {unknown[0]}: unknown, expected some of {', '.join(KINDS)}")
     if args.o is not None and Path(args.o).exists() and not Path(args.o).is_dir():
         raise SeganypetError(f"{args.o}: -o is an existing file, expected a folder")
 
@@ -68,7 +87,12 @@ def make_synthetic_entry(argv: list[str] | None = None) -> None:
         oblique=args.oblique,
         max_lesions=args.max_lesions,
     )
-    folder = make_dataset(args.d, args.n, args.num_train, args.num_test, config, args.seed, args.o)
+    corruption = None
+    if args.corrupt_fraction > 0:
+        corruption = LabelCorruption(args.corrupt_fraction, tuple(args.corrupt_kinds), args.seed)
+    folder = make_dataset(
+        args.d, args.n, args.num_train, args.num_test, config, args.seed, args.o, corruption=corruption
+    )
     print(folder)
 
 
