@@ -5,8 +5,9 @@ so it never overlaps the demo's training data), every case is clicked with the d
 ``seganypet_evaluate`` (5 clicks per target) under each click policy on ONE session per case (the image embeddings are
 shared between policies, so only decoder passes differ), and the PET reader's methods are scored from the same first
 click. Prints, per structure, mean +- sd over seeds of: the best reader method after 1 click, the oracle threshold,
-and ours after 1 and 5 clicks per policy (``bare`` network, each rule alone, ``all`` = the session default, ``answer``
-= default + ``prior_answer``); then the monotonicity figures per policy.
+and ours after 1 and 5 clicks per policy (``bare`` network, each rule alone, ``all`` = the three rules with the
+network refining the prior, ``answer`` = the prior kept as the first answer, ``agree`` = the session default: the prior
+kept where the network confirms it); then the monotonicity figures per policy.
 
     python bench/bench_click_policy.py -m seganypet_demo_output/nnUNet_results/Dataset990_SegAnyPETDemo/\
 SegAnyPETTrainer_demo__SegAnyPETPlansSmall__3d_fullres -seeds 0 1 2 -num_test 3
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-POLICIES = ("bare", "prior", "consistency", "local", "all", "answer")
+POLICIES = ("bare", "prior", "consistency", "local", "all", "answer", "agree")
 
 
 def policies():
@@ -36,12 +37,13 @@ def policies():
     off = ClickPolicy.off()
     return {
         "bare": off,
-        "prior": ClickPolicy(pet_prior=True, keep_clicked_label=False, clicked_components_only=False,
-                             local_corrections=False),
+        "prior": ClickPolicy(pet_prior=True, prior_answer=False, keep_clicked_label=False,
+                             clicked_components_only=False, local_corrections=False),
         "consistency": ClickPolicy(pet_prior=False, local_corrections=False),
         "local": ClickPolicy(pet_prior=False, keep_clicked_label=False, clicked_components_only=False),
-        "all": ClickPolicy(),
-        "answer": ClickPolicy(prior_answer=True),
+        "all": ClickPolicy(prior_answer=False),
+        "answer": ClickPolicy(prior_answer=True, prior_agreement=0.0),
+        "agree": ClickPolicy(),
     }  # fmt: skip
 
 
@@ -54,7 +56,7 @@ def test_set(seed: int, num_test: int, root: Path) -> Path:
     )
 
 
-def run_seed(model, raw: Path, n_clicks: int, device: str) -> dict[str, dict]:
+def run_seed(model, raw: Path, n_clicks: int, device: str, names: tuple[str, ...]) -> dict[str, dict]:
     """{policy: summary-like {"cases", "mean", "monotonicity"}} for one test set."""
     from seganypet_nnunet.evaluation import summary as S
     from seganypet_nnunet.evaluation.interactive import SessionSegmenter, evaluate_interactive, find_cases
@@ -63,11 +65,11 @@ def run_seed(model, raw: Path, n_clicks: int, device: str) -> dict[str, dict]:
     labels = json.loads((raw / "dataset.json").read_text())["labels"]
     cases = find_cases(raw / "imagesTs", raw / "labelsTs", raw / "instancesTs")
     session = SegAnyPETSession(model, device=device)
-    per_policy: dict[str, dict] = {name: {} for name in POLICIES}
+    per_policy: dict[str, dict] = {name: {} for name in names}
     for case in cases:
         session.set_image([str(f) for f in case.image_files])
-        for name, policy in policies().items():
-            session.click_policy = policy
+        for name in names:
+            session.click_policy = policies()[name]
             out = evaluate_interactive(
                 [case], lambda c: SessionSegmenter(session), labels, n_clicks=n_clicks, reference_methods=True
             )
@@ -87,20 +89,20 @@ def fmt(values: list[float]) -> str:
     return f"{statistics.mean(vals):6.3f}±{sd:5.3f}"
 
 
-def report(results: list[dict], heldout: tuple[str, ...]) -> None:
+def report(results: list[dict], heldout: tuple[str, ...], names: tuple[str, ...]) -> None:
     from seganypet_nnunet.evaluation.reference_methods import ORACLE, best_method
 
-    structures = sorted({s for r in results for s in r["all"]["mean"]["per_structure"]})
-    head = ["structure", "reader@1", "oracle thr", *[f"{p}@{k}" for p in POLICIES for k in (1, 5)]]
+    structures = sorted({s for r in results for s in r[names[0]]["mean"]["per_structure"]})
+    head = ["structure", "reader@1", "oracle thr", *[f"{p}@{k}" for p in names for k in (1, 5)]]
     print(" | ".join(f"{h:>13}" for h in head))
-    misses: dict[str, list[str]] = {"all": [], "answer": []}
+    misses: dict[str, list[str]] = {p: [] for p in names if p in ("all", "answer", "agree")}
     for name in structures:
-        blocks = {p: [r[p]["mean"]["per_structure"].get(name) for r in results] for p in POLICIES}
-        ref = [b["reference_methods"] for b in blocks["all"] if b]
+        blocks = {p: [r[p]["mean"]["per_structure"].get(name) for r in results] for p in names}
+        ref = [b["reference_methods"] for b in blocks[names[0]] if b]
         reader = [best_method(r)[1] for r in ref]
         oracle = [r[ORACLE] for r in ref]
         cells = [fmt(reader), fmt(oracle)]
-        for p in POLICIES:
+        for p in names:
             for k in (1, 5):
                 cells.append(fmt([b["per_click"][k - 1]["dice"] for b in blocks[p] if b]))
         label = name + (" *" if name in heldout else "")
@@ -114,7 +116,7 @@ def report(results: list[dict], heldout: tuple[str, ...]) -> None:
     if heldout:
         print(f"* held out of the prompt targets in training: {', '.join(heldout)}")
     print("\nmonotonicity (per policy, summed over seeds):")
-    for p in POLICIES:
+    for p in names:
         mono = [r[p]["monotonicity"] for r in results]
         falls = sorted({s for m in mono for s, v in m["per_structure"].items() if not v["non_decreasing"]})
         corr, worse = sum(m["corrections"] for m in mono), sum(m["worse"] for m in mono)
@@ -133,6 +135,7 @@ def main() -> None:
     p.add_argument("-n_clicks", type=int, default=5, help="clicks per target (>= 5). Default: 5")
     p.add_argument("-device", default="cpu")
     p.add_argument("-o", default=None, help="optional JSON with every figure")
+    p.add_argument("-policies", nargs="+", default=list(POLICIES), choices=POLICIES, help="Default: all of them")
     a = p.parse_args()
     from seganypet_nnunet.inference.model_folder import load_model_folder
     from seganypet_nnunet.trainers.registry import heldout_labels
@@ -146,11 +149,11 @@ def main() -> None:
     start = time.perf_counter()
     for seed in a.seeds:
         raw = test_set(seed, a.num_test, root)
-        results.append(run_seed(model, raw, a.n_clicks, a.device))
+        results.append(run_seed(model, raw, a.n_clicks, a.device, tuple(a.policies)))
         print(f"[seed {seed}] done after {time.perf_counter() - start:.0f} s", flush=True)
     print(f"\nmodel {model_folder.name}, fold {a.f}; {len(a.seeds)} test-set seeds x {a.num_test} cases; "
           f"{a.n_clicks} deterministic clicks per target; mean ± sd over seeds\n")  # fmt: skip
-    report(results, tuple(heldout_labels(model_folder.name.split("__")[0])))
+    report(results, tuple(heldout_labels(model_folder.name.split("__")[0])), tuple(a.policies))
     if a.o:
         Path(a.o).write_text(json.dumps(results, indent=1, default=float))
 

@@ -5,8 +5,10 @@ Three rules, each switchable in ``ClickPolicy`` (measured one by one in ``bench/
 - PET prior: the first positive click of a target on a HOT spot (local SUVmax >= ``prior_min_suvmax`` within 15 mm)
   starts from the reader's region (SUV >= ``prior_fraction`` x local SUVmax grown from the hottest voxel,
   ``prompts/pet_regions.py``) as the decoder's mask prompt, when the click lies in that region (holes filled, grown by
-  one voxel) and the region is at most ``prior_max_ml``; the network then refines it. With ``prior_answer`` the region
-  itself is the first click's answer (the network runs from the first correction on, with it as the mask prompt).
+  one voxel) and the region is at most ``prior_max_ml``; the network then refines it. With ``prior_answer`` the
+  region itself becomes the first click's answer when the network's refinement confirms it (Dice between the two >=
+  ``prior_agreement``; 0 = always): the network keeps the last word where the reader's region is wrong (a hot spot
+  inside a kidney), the reader's region is kept where the network only blurs it (a bladder).
 - Click consistency: a clicked voxel keeps its clicked label, and (``clicked_components_only``) the target keeps only
   the connected components that hold one of its positive clicks (a new positive click elsewhere adds its component).
 - Local corrections: a correction click changes the mask only in the connected regions of change that hold one of that
@@ -42,7 +44,8 @@ class ClickPolicy:
     prior_fraction: float = 0.41
     prior_min_suvmax: float = 4.0
     prior_max_ml: float = 1500.0
-    prior_answer: bool = False
+    prior_answer: bool = True
+    prior_agreement: float = 0.5
     keep_clicked_label: bool = True
     clicked_components_only: bool = True
     local_corrections: bool = True
@@ -69,6 +72,12 @@ def pet_prior(
         return None
     near = ndimage.binary_dilation(ndimage.binary_fill_holes(region), np.ones((3, 3, 3), bool))
     return region if near[R.seed_index(seed_zyx, suv_zyx.shape)] else None
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two bool masks of one shape (1.0 when both are empty)."""
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
 def _voxels(points: np.ndarray, shape: Sequence[int]) -> np.ndarray:

@@ -212,16 +212,18 @@ class SegAnyPETSession:
         label = int(bool(positive))
         t = self._target()
         self._check_points(t, [label], "add_point")
+        prior = None
         if label and t.logits is None and self.click_policy.pet_prior:
             prior = self._pet_prior_logits(np.asarray(ijk, float).reshape(3)[::-1])
-            if prior is not None and self.click_policy.prior_answer:  # the reader's region is the first answer
-                self._record(t, [tuple((0, n) for n in self.geometry.preprocessed_shape)])
-                t.points.append((p, label))
-                t.crop, t.logits = centred_box(p, self.patch, self.geometry.preprocessed_shape), prior
-                self._refresh_mask(t, [])
+            t.logits = None if prior is None else prior.copy()  # the network writes into t.logits in place
+        mask = self._interact(points=[(p, label)], centre=p)
+        if prior is not None and self.click_policy.prior_answer:
+            agree = P.agreement(t.logits > 0, prior > 0)
+            if agree >= self.click_policy.prior_agreement:  # the network confirms the reader's region: keep it
+                t.logits = prior
+                self._refresh_mask(t, [tuple((0, n) for n in self.geometry.preprocessed_shape)])
                 return self.mask()
-            t.logits = prior
-        return self._interact(points=[(p, label)], centre=p)
+        return mask
 
     def _pet_prior_logits(self, seed_zyx: np.ndarray) -> np.ndarray | None:
         """The reader's region of a hot first click (original array index (z, y, x)) as preprocessed logits, or None."""

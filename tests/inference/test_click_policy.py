@@ -49,6 +49,13 @@ def test_keep_local_changes_reverts_distant_changes_only():
     )
 
 
+def test_agreement():
+    a, b = np.zeros((4, 4, 4), bool), np.zeros((4, 4, 4), bool)
+    assert P.agreement(a, b) == 1.0
+    a[:2], b[1:3] = True, True
+    assert P.agreement(a, b) == 0.5
+
+
 def test_enforce_clicks_labels_and_components():
     logits = np.full((10, 10, 30), -5.0, np.float32)
     logits[2:5, 2:5, 2:6] = 5.0
@@ -97,12 +104,12 @@ def test_session_rules_on_a_real_network(model_paths):
 
 def test_prior_answer_returns_the_readers_region_and_undoes_cleanly(model_paths):
     image = model_paths[0] / "imagesTs" / "test00_0000.nii.gz"
-    session = new_session(model_paths[1], image, click_policy=P.ClickPolicy(prior_answer=True))
+    session = new_session(model_paths[1], image, click_policy=P.ClickPolicy(prior_agreement=0.0))  # always keep it
     suv = session._suv
     hot = np.unravel_index(int(np.argmax(suv)), suv.shape)
     mask = session.add_point(tuple(float(c) for c in hot[::-1]), space="voxel")
     prior = P.pet_prior(suv, hot, session.properties["spacing"], session.click_policy)
     assert prior is not None and mask[hot] == 1
     assert (mask.astype(bool) ^ prior).sum() <= 0.2 * prior.sum()  # the region, up to nnU-Net's resampling round trip
-    assert set(np.unique(session.logits())) == {-10.0, 10.0}  # no network output in it
+    assert set(np.unique(session.logits())) == {-10.0, 10.0}  # the network's refinement was not kept
     assert session.undo().sum() == 0 and session.logits() is None
