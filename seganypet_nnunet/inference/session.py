@@ -218,8 +218,7 @@ class SegAnyPETSession:
             t.logits = None if prior is None else prior.copy()  # the network writes into t.logits in place
         mask = self._interact(points=[(p, label)], centre=p)
         if prior is not None and self.click_policy.prior_answer:
-            agree = P.agreement(t.logits > 0, prior > 0)
-            if agree >= self.click_policy.prior_agreement:  # the network confirms the reader's region: keep it
+            if not P.extends(t.logits > 0, prior > 0, self.click_policy.prior_extension):  # keep the reader's region
                 t.logits = prior
                 self._refresh_mask(t, [tuple((0, n) for n in self.geometry.preprocessed_shape)])
                 return self.mask()
