@@ -7,7 +7,7 @@ shared between policies, so only decoder passes differ), and the PET reader's me
 click. Prints, per structure, mean +- sd over seeds of: the best reader method after 1 click, the oracle threshold,
 and ours after 1 and 5 clicks per policy (``bare`` network, each rule alone, ``all`` = the three rules with the
 network refining the prior, ``answer`` = the prior kept as the first answer, ``agree`` = the session default: the prior
-kept unless the network extends it); then the monotonicity figures per policy.
+kept where it is a well-delineated focus or the network agrees with it); then the monotonicity figures per policy.
 
     python bench/bench_click_policy.py -m seganypet_demo_output/nnUNet_results/Dataset990_SegAnyPETDemo/\
 SegAnyPETTrainer_demo__SegAnyPETPlansSmall__3d_fullres -seeds 0 1 2 -num_test 3
@@ -42,7 +42,7 @@ def policies():
         "consistency": ClickPolicy(pet_prior=False, local_corrections=False),
         "local": ClickPolicy(pet_prior=False, keep_clicked_label=False, clicked_components_only=False),
         "all": ClickPolicy(prior_answer=False),
-        "answer": ClickPolicy(prior_answer=True, prior_extension=float("inf")),
+        "answer": ClickPolicy(prior_answer=True, prior_contrast=0.0),
         "agree": ClickPolicy(),
     }  # fmt: skip
 

@@ -6,10 +6,9 @@ Three rules, each switchable in ``ClickPolicy`` (measured one by one in ``bench/
   starts from the reader's region (SUV >= ``prior_fraction`` x local SUVmax grown from the hottest voxel,
   ``prompts/pet_regions.py``) as the decoder's mask prompt, when the click lies in that region (holes filled, grown by
   one voxel) and the region is at most ``prior_max_ml``; the network then refines it. With ``prior_answer`` the
-  region itself is the first click's answer unless the network's refinement EXTENDS it (holds >= 80 % of it and is
-  ``prior_extension`` times its volume or more): then the hot spot is part of a larger structure (a hot spot inside a
-  kidney) and the network's answer stands; where the network only blurs or misses the region (a bladder, a small
-  lesion) the reader's region is kept.
+  region itself is the first click's answer when it is a well-delineated hot focus (mean SUV >= ``prior_contrast`` x
+  the mean of its 2-voxel shell: a bladder, a brain, a lesion in soft tissue) or when the network's refinement agrees
+  with it (Dice >= ``prior_agreement``); otherwise (a hot spot inside a kidney) the network's answer stands.
 - Click consistency: a clicked voxel keeps its clicked label, and (``clicked_components_only``) the target keeps only
   the connected components that hold one of its positive clicks (a new positive click elsewhere adds its component).
 - Local corrections: a correction click changes the mask only in the connected regions of change that hold one of that
@@ -46,7 +45,8 @@ class ClickPolicy:
     prior_min_suvmax: float = 4.0
     prior_max_ml: float = 1500.0
     prior_answer: bool = True
-    prior_extension: float = 2.0
+    prior_contrast: float = 7.0
+    prior_agreement: float = 0.5
     keep_clicked_label: bool = True
     clicked_components_only: bool = True
     local_corrections: bool = True
@@ -75,10 +75,15 @@ def pet_prior(
     return region if near[R.seed_index(seed_zyx, suv_zyx.shape)] else None
 
 
-def extends(network: np.ndarray, prior: np.ndarray, factor: float, cover: float = 0.8) -> bool:
-    """Does the bool mask ``network`` hold >= ``cover`` of the non-empty ``prior`` and >= ``factor`` x its volume?"""
-    size = int(prior.sum())
-    return size > 0 and int((network & prior).sum()) >= cover * size and int(network.sum()) >= factor * size
+def is_focus(suv_zyx: np.ndarray, region_zyx: np.ndarray, policy: ClickPolicy) -> bool:
+    """Is the bool (z, y, x) region a well-delineated hot focus (``R.contrast`` >= ``policy.prior_contrast``)?"""
+    return R.contrast(suv_zyx, region_zyx) >= policy.prior_contrast
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two bool masks of one shape (1.0 when both are empty)."""
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
 def _voxels(points: np.ndarray, shape: Sequence[int]) -> np.ndarray:

@@ -212,26 +212,28 @@ class SegAnyPETSession:
         label = int(bool(positive))
         t = self._target()
         self._check_points(t, [label], "add_point")
-        prior = None
+        prior, focal = None, False
         if label and t.logits is None and self.click_policy.pet_prior:
-            prior = self._pet_prior_logits(np.asarray(ijk, float).reshape(3)[::-1])
+            prior, focal = self._pet_prior_logits(np.asarray(ijk, float).reshape(3)[::-1])
             t.logits = None if prior is None else prior.copy()  # the network writes into t.logits in place
         mask = self._interact(points=[(p, label)], centre=p)
         if prior is not None and self.click_policy.prior_answer:
-            if not P.extends(t.logits > 0, prior > 0, self.click_policy.prior_extension):  # keep the reader's region
-                t.logits = prior
+            if focal or P.agreement(t.logits > 0, prior > 0) >= self.click_policy.prior_agreement:
+                t.logits = prior  # the reader's region is the answer
                 self._refresh_mask(t, [tuple((0, n) for n in self.geometry.preprocessed_shape)])
                 return self.mask()
         return mask
 
-    def _pet_prior_logits(self, seed_zyx: np.ndarray) -> np.ndarray | None:
-        """The reader's region of a hot first click (original array index (z, y, x)) as preprocessed logits, or None."""
+    def _pet_prior_logits(self, seed_zyx: np.ndarray) -> tuple[np.ndarray | None, bool]:
+        """The reader's region of a hot first click (original array index (z, y, x)) as preprocessed logits (None: no
+        prior) and whether it is a well-delineated focus (``ClickPolicy.prior_contrast``)."""
         spacing_zyx = self.properties["spacing"]
         prior = P.pet_prior(self._suv, seed_zyx, spacing_zyx, self.click_policy)
         if prior is None:
-            return None
+            return None, False
+        focal = P.is_focus(self._suv, prior, self.click_policy)
         pre = C.mask_to_preprocessed(prior, self.geometry, spacing_zyx, self.model.configuration_manager)
-        return np.where(pre, -BACKGROUND_LOGIT, BACKGROUND_LOGIT).astype(np.float32)
+        return np.where(pre, -BACKGROUND_LOGIT, BACKGROUND_LOGIT).astype(np.float32), focal
 
     def add_box(self, corner_min: Sequence[float], corner_max: Sequence[float], space: str = "world") -> np.ndarray:
         """Box from two inclusive corners (world mm LPS (x, y, z) or original voxel (i, j, k)); one per target."""

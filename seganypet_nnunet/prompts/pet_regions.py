@@ -89,6 +89,17 @@ def absolute_region(suv_zyx: np.ndarray, seed_zyx: Sequence[float], threshold: f
     return grow(suv_zyx >= threshold, seed_zyx)
 
 
+def contrast(suv_zyx: np.ndarray, region_zyx: np.ndarray, shell_voxels: int = 2) -> float:
+    """Mean SUV inside the bool ``region_zyx`` over the mean SUV of the ``shell_voxels``-thick shell around it (26-
+    neighbourhood dilations); how well the region stands out from what surrounds it. inf for an empty shell mean."""
+    from scipy import ndimage
+
+    shell = ndimage.binary_dilation(region_zyx, np.ones((3, 3, 3), bool), iterations=shell_voxels) & ~region_zyx
+    outside = float(suv_zyx[shell].mean()) if shell.any() else 0.0
+    inside = float(suv_zyx[region_zyx].mean())
+    return inside / outside if outside > 0 else float("inf")
+
+
 def liver_threshold(suv_zyx: np.ndarray, liver_zyx: np.ndarray) -> float:
     """PERCIST's liver-referenced threshold: 1.5 x mean + 2 x SD of the SUV inside the liver VOI (bool (z, y, x)).
 

@@ -49,14 +49,11 @@ def test_keep_local_changes_reverts_distant_changes_only():
     )
 
 
-def test_extends():
-    prior, network = np.zeros((4, 4, 4), bool), np.zeros((4, 4, 4), bool)
-    prior[1, 1:3, 1:3] = True  # 4 voxels
-    network[0:2] = True  # 32 voxels holding the prior
-    assert P.extends(network, prior, 2.0) and not P.extends(network, prior, 10.0)
-    assert not P.extends(prior, prior, 2.0) and not P.extends(network, np.zeros_like(prior), 2.0)
-    network[1, 1, 1] = network[1, 1, 2] = False  # holds only half of it
-    assert not P.extends(network, prior, 2.0)
+def test_agreement():
+    a, b = np.zeros((4, 4, 4), bool), np.zeros((4, 4, 4), bool)
+    assert P.agreement(a, b) == 1.0
+    a[:2], b[1:3] = True, True
+    assert P.agreement(a, b) == 0.5
 
 
 def test_enforce_clicks_labels_and_components():
@@ -107,7 +104,7 @@ def test_session_rules_on_a_real_network(model_paths):
 
 def test_prior_answer_returns_the_readers_region_and_undoes_cleanly(model_paths):
     image = model_paths[0] / "imagesTs" / "test00_0000.nii.gz"
-    policy = P.ClickPolicy(prior_extension=float("inf"))  # the network never extends it: always kept
+    policy = P.ClickPolicy(prior_contrast=0.0)  # every prior counts as a focus: always kept
     session = new_session(model_paths[1], image, click_policy=policy)
     suv = session._suv
     hot = np.unravel_index(int(np.argmax(suv)), suv.shape)

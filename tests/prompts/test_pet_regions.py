@@ -55,6 +55,18 @@ def test_absolute_region_keeps_only_the_seed_component():
     assert not R.absolute_region(suv, (3, 7, 7), 4.0).any()  # seed below the threshold: empty
 
 
+def test_contrast_over_a_two_voxel_shell():
+    suv = np.ones((12, 12, 12), np.float32)
+    region = np.zeros(suv.shape, bool)
+    region[5:7, 5:7, 5:7] = True
+    suv[region] = 8.0
+    suv[3:9, 3:9, 3:9][~region[3:9, 3:9, 3:9]] = 2.0  # the 2-voxel shell
+    assert R.contrast(suv, region) == pytest.approx(4.0)
+    suv[:] = 0.0
+    suv[region] = 1.0
+    assert R.contrast(suv, region) == float("inf")
+
+
 def test_liver_threshold_and_sphere_voi():
     suv = np.zeros((10, 10, 10), np.float32)
     liver = np.zeros(suv.shape, bool)
