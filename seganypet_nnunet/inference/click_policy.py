@@ -13,8 +13,9 @@ Three rules, each switchable in ``ClickPolicy`` (measured one by one in ``bench/
   the connected components that hold one of its positive clicks (a new positive click elsewhere adds its component).
 - Local corrections: a correction click changes the mask only in the connected regions of change that hold one of that
   step's clicks or touch the voxels next to it (``LOCAL_RADIUS``); changes elsewhere are reverted, so a correction
-  cannot damage distant parts of the mask. The clicked voxel takes its clicked label first, so a click the network
-  ignored still changes (at least) its own voxel.
+  cannot damage distant parts of the mask. A positive correction may only add voxels, a negative one only remove
+  voxels. The clicked voxel takes its clicked label first, so a click the network ignored still changes its own
+  voxel.
 
 Space: the logit buffers are the session's preprocessed voxel space, axes (P0, P1, P2); points are (N, 3) preprocessed
 voxel coordinates (voxel centre at integer). The SUV for the prior is the ORIGINAL image, array (z, y, x).
@@ -93,14 +94,26 @@ def _voxels(points: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 
 
 def keep_local_changes(
-    before: np.ndarray, after: np.ndarray, step_points: np.ndarray, region: tuple[slice, ...]
+    before: np.ndarray,
+    after: np.ndarray,
+    step_points: np.ndarray,
+    region: tuple[slice, ...],
+    step_labels: Sequence[int] = (),
 ) -> np.ndarray:
     """``after`` with every sign change (26-connected component of ``(before > 0) != (after > 0)``) that comes within
     ``LOCAL_RADIUS`` voxels of none of ``step_points`` reverted to ``before``; only inside ``region`` (slices of the
-    buffers). Returns a new array."""
+    buffers). A step of positive clicks only may only ADD voxels, one of negative clicks only may only REMOVE voxels
+    (``step_labels``, 1/0 per point; empty: both). Returns a new array."""
     out = after.copy()
     changed = (before[region] > 0) != (after[region] > 0)
+    labels_set = set(int(v) for v in step_labels)
+    if labels_set == {1}:
+        changed &= after[region] > 0  # additions only
+    elif labels_set == {0}:
+        changed &= before[region] > 0  # removals only
+    revert_all = ((before[region] > 0) != (after[region] > 0)) & ~changed
     if not changed.any():
+        out[region][revert_all] = before[region][revert_all]
         return out
     labels = cc3d.connected_components(changed, connectivity=CONNECTIVITY)
     origin = np.array([s.start for s in region])
@@ -109,7 +122,7 @@ def keep_local_changes(
         near = tuple(slice(max(0, c - LOCAL_RADIUS), max(0, c + LOCAL_RADIUS + 1)) for c in p)
         keep |= set(np.unique(labels[near]).tolist())
     keep -= {0}
-    revert = changed & ~np.isin(labels, list(keep))
+    revert = (changed & ~np.isin(labels, list(keep))) | revert_all
     out[region][revert] = before[region][revert]
     return out
 

@@ -427,7 +427,8 @@ class SegAnyPETSession:
         if before is not None:
             bbox = tuple(slice(min(b[a][0] for b in visited), max(b[a][1] for b in visited)) for a in range(3))
             P.enforce_clicks(t.logits, points, P.ClickPolicy(clicked_components_only=False), bbox)  # the click first
-            t.logits = P.keep_local_changes(before, t.logits, np.array([p for p, _ in points]), bbox)
+            pts, labels = np.array([p for p, _ in points]), [lab for _, lab in points]
+            t.logits = P.keep_local_changes(before, t.logits, pts, bbox, labels)
         for bx in visited:
             P.enforce_clicks(t.logits, t.points, self.click_policy, box_slices(bx))
 

@@ -114,3 +114,17 @@ def test_prior_answer_returns_the_readers_region_and_undoes_cleanly(model_paths)
     assert (mask.astype(bool) ^ prior).sum() <= 0.2 * prior.sum()  # the region, up to nnU-Net's resampling round trip
     assert set(np.unique(session.logits())) == {-10.0, 10.0}  # the network's refinement was not kept
     assert session.undo().sum() == 0 and session.logits() is None
+
+
+def test_a_positive_correction_only_adds_and_a_negative_one_only_removes():
+    before = np.full((10, 10, 10), -5.0, np.float32)
+    before[2:8, 2:8, 2:8] = 5.0
+    after = before.copy()
+    after[2:8, 2:8, 8] = 5.0  # grows next to the click
+    after[2:8, 2:8, 2:4] = -5.0  # and shrinks, connected to the growth
+    full = tuple(slice(0, n) for n in before.shape)
+    click = np.array([[5.0, 5.0, 8.0]])
+    out = P.keep_local_changes(before, after, click, full, [1])
+    assert (out[2:8, 2:8, 2:9] > 0).all()  # the addition kept, the removal reverted
+    out = P.keep_local_changes(before, after, np.array([[5.0, 5.0, 3.0]]), full, [0])
+    assert (out[2:8, 2:8, 2:4] < 0).all() and (out[2:8, 2:8, 8] < 0).all()  # only the removal
