@@ -45,8 +45,8 @@ def widget(model, viewer):
     viewer.layers.clear()
 
 
-def wait(w, timeout: float = 60.0) -> None:
-    """Process Qt events until the widget's job queue is empty."""
+def wait(w, timeout: float = 600.0) -> None:
+    """Process Qt events until the widget's job queue is empty (the timeout is a hang guard, not a timing)."""
     from qtpy.QtWidgets import QApplication
 
     end = time.monotonic() + timeout
