@@ -392,8 +392,9 @@ class SegAnyPETSession:
         """
         t, g = self._target(), self.geometry
         margin = np.array(self.patch) // 8
-        inside = t.crop is not None and all(
-            a + m <= c <= b - 1 - m for (a, b), c, m in zip(t.crop, centre, margin, strict=True)
+        inside = t.crop is not None and all(  # no margin needed where the crop side is the image border
+            (a == 0 or a + m <= c) and (b == n or c <= b - 1 - m)
+            for (a, b), c, m, n in zip(t.crop, centre, margin, g.preprocessed_shape, strict=True)
         )
         first = t.crop if (inside and box is None) else centred_box(centre, self.patch, g.preprocessed_shape)
         visited = self._segment(t, first, points or [], box)
