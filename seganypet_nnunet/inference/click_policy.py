@@ -128,10 +128,14 @@ def keep_local_changes(
 
 
 def enforce_clicks(
-    logits: np.ndarray, points: Sequence[tuple[np.ndarray, int]], policy: ClickPolicy, region: tuple[slice, ...]
+    logits: np.ndarray,
+    points: Sequence[tuple[np.ndarray, int]],
+    policy: ClickPolicy,
+    regions: Sequence[tuple[slice, ...]],
 ) -> None:
-    """In place, inside ``region``: clicked voxels keep their label; with ``clicked_components_only`` foreground
-    components without a positive click are set to background (logit ``-|logit|``, at most -1)."""
+    """In place: clicked voxels keep their label; with ``clicked_components_only`` foreground components without a
+    positive click are set to background (logit ``-|logit|``, at most -1) inside ``regions`` (the components are
+    labelled once over the whole buffer)."""
     if not points:
         return
     shape = logits.shape
@@ -142,6 +146,7 @@ def enforce_clicks(
     positives = [p for p, label in points if label]
     if policy.clicked_components_only and positives:
         labels = cc3d.connected_components(logits > 0, connectivity=CONNECTIVITY)
-        keep = {int(labels[tuple(v)]) for v in _voxels(np.array(positives), shape)} - {0}
-        drop = (labels[region] > 0) & ~np.isin(labels[region], list(keep))
-        logits[region][drop] = np.minimum(-np.abs(logits[region][drop]), -1.0)
+        keep = list({int(labels[tuple(v)]) for v in _voxels(np.array(positives), shape)} - {0})
+        for region in regions:
+            drop = (labels[region] > 0) & ~np.isin(labels[region], keep)
+            logits[region][drop] = np.minimum(-np.abs(logits[region][drop]), -1.0)

@@ -63,12 +63,12 @@ def test_enforce_clicks_labels_and_components():
     logits[7, 7, 7] = 2.0
     points = [(np.array([3.0, 3.0, 3.0]), 1), (np.array([7.0, 7.0, 7.0]), 0), (np.array([8.4, 1.0, 12.0]), 1)]
     full = tuple(slice(0, n) for n in logits.shape)
-    P.enforce_clicks(logits, points, P.ClickPolicy(), full)
+    P.enforce_clicks(logits, points, P.ClickPolicy(), [full])
     assert logits[7, 7, 7] == -1.0 and logits[8, 1, 12] == 1.0  # clicked labels kept (rounded voxel)
     assert (logits[2:5, 2:5, 2:6] > 0).all() and (logits[2:5, 2:5, 20:25] < 0).all()  # unclicked component dropped
     kept = np.full((10, 10, 30), -5.0, np.float32)
     kept[2:5, 2:5, 20:25] = 5.0
-    P.enforce_clicks(kept, points[:1], P.ClickPolicy(clicked_components_only=False), full)
+    P.enforce_clicks(kept, points[:1], P.ClickPolicy(clicked_components_only=False), [full])
     assert (kept[2:5, 2:5, 20:25] > 0).all()
 
 
