@@ -114,6 +114,9 @@ def test_all_reduced_gradients_equal_one_process_on_the_concatenated_batch(runs,
         grads = _npz(runs["A"] / f"grads_rank{rank}.npz")
         extra = set(grads) - set(reference)  # DDP gives the coarsest deep-supervision output weight 1e-6, not 0
         assert set(reference) <= set(grads) and all(".seg_layers." in k for k in extra), extra
+        # Gradients of conv biases that feed a normalisation are zero in exact arithmetic: what is stored is float32
+        # noise (~1e-7) and carries no signal. Errors are measured against a floor tied to the largest tensor's norm.
+        floor = 1e-5 * max(float(np.linalg.norm(g)) for g in reference.values())
         for k in reference:
             # float32 sums over 32^3 voxels in another order (and leaky ReLUs whose input sits at 0 flipping side) move
             # single entries by ~1 % of their own size; a wrong reduction (sum instead of mean, a rank left out, a
@@ -121,8 +124,8 @@ def test_all_reduced_gradients_equal_one_process_on_the_concatenated_batch(runs,
             # element bound.
             ref, got = reference[k].astype(np.float64), grads[k].astype(np.float64)
             norm = float(np.linalg.norm(ref))
-            assert float(np.linalg.norm(got - ref)) <= 1e-3 * norm + 1e-7, f"rank {rank} {k}"
-            tol = 1e-2 * float(np.abs(ref).max()) + 1e-7
+            assert float(np.linalg.norm(got - ref)) <= 1e-3 * norm + floor, f"rank {rank} {k}"
+            tol = 1e-2 * float(np.abs(ref).max()) + floor
             np.testing.assert_allclose(got, ref, rtol=0, atol=tol, err_msg=f"rank {rank} {k}")
         if rank == 1:  # after the all-reduce both ranks hold the same average, bit for bit
             ours = _npz(runs["A"] / "grads_rank0.npz")
