@@ -6,8 +6,11 @@ so it never overlaps the demo's training data), every case is clicked with the d
 shared between policies, so only decoder passes differ), and the PET reader's methods are scored from the same first
 click. Prints, per structure, mean +- sd over seeds of: the best reader method after 1 click, the oracle threshold,
 and ours after 1 and 5 clicks per policy (``bare`` network, each rule alone, ``all`` = the three rules with the
-network refining the prior, ``answer`` = the prior kept as the first answer, ``agree`` = the session default: the prior
-kept where it is a well-delineated focus or the network agrees with it); then the monotonicity figures per policy.
+network refining the prior, ``answer`` = the prior kept as the first answer, ``agree`` = the prior kept where it is a
+well-delineated focus or the network agrees with it; ``reach2`` = the session default: ``agree`` with corrections
+bounded to 2x the click's distance to the mask, ``reach3`` 3x; ``gate2`` = ``agree`` with the prior from a local
+SUVmax of 2 instead of 4, ``gate2reach2`` with the bound too); then the monotonicity figures per policy. The rows
+before ``reach2`` have no correction bound.
 
     python bench/bench_click_policy.py -m seganypet_demo_output/nnUNet_results/Dataset990_SegAnyPETDemo/\
 SegAnyPETTrainer_demo__SegAnyPETPlansSmall__3d_fullres -seeds 0 1 2 -num_test 3
@@ -28,7 +31,21 @@ from pathlib import Path
 
 import numpy as np
 
-POLICIES = ("bare", "prior", "consistency", "local", "all", "answer", "agree")
+POLICIES = (
+    "bare",
+    "prior",
+    "consistency",
+    "local",
+    "all",
+    "answer",
+    "agree",
+    "reach2",
+    "reach3",
+    "gate2",
+    "gate2reach2",
+)
+#: policies whose missed targets are listed
+COMPLETE = ("all", "answer", "agree", "reach2", "reach3", "gate2", "gate2reach2")
 
 
 def policies():
@@ -40,10 +57,15 @@ def policies():
         "prior": ClickPolicy(pet_prior=True, prior_answer=False, keep_clicked_label=False,
                              clicked_components_only=False, local_corrections=False),
         "consistency": ClickPolicy(pet_prior=False, local_corrections=False),
-        "local": ClickPolicy(pet_prior=False, keep_clicked_label=False, clicked_components_only=False),
-        "all": ClickPolicy(prior_answer=False),
-        "answer": ClickPolicy(prior_answer=True, prior_contrast=0.0),
-        "agree": ClickPolicy(),
+        "local": ClickPolicy(pet_prior=False, keep_clicked_label=False, clicked_components_only=False,
+                             correction_reach=None),
+        "all": ClickPolicy(prior_answer=False, correction_reach=None),
+        "answer": ClickPolicy(prior_answer=True, prior_contrast=0.0, correction_reach=None),
+        "agree": ClickPolicy(correction_reach=None),
+        "reach2": ClickPolicy(),  # the session default
+        "reach3": ClickPolicy(correction_reach=3.0),
+        "gate2": ClickPolicy(prior_min_suvmax=2.0, correction_reach=None),
+        "gate2reach2": ClickPolicy(prior_min_suvmax=2.0),
     }  # fmt: skip
 
 
@@ -95,7 +117,7 @@ def report(results: list[dict], heldout: tuple[str, ...], names: tuple[str, ...]
     structures = sorted({s for r in results for s in r[names[0]]["mean"]["per_structure"]})
     head = ["structure", "reader@1", "oracle thr", *[f"{p}@{k}" for p in names for k in (1, 5)]]
     print(" | ".join(f"{h:>13}" for h in head))
-    misses: dict[str, list[str]] = {p: [] for p in names if p in ("all", "answer", "agree")}
+    misses: dict[str, list[str]] = {p: [] for p in names if p in COMPLETE}
     for name in structures:
         blocks = {p: [r[p]["mean"]["per_structure"].get(name) for r in results] for p in names}
         ref = [b["reference_methods"] for b in blocks[names[0]] if b]

@@ -73,6 +73,18 @@ class LabelQualityMixin:
         return target, prompt_w, auto_w
 
 
+class ExpertOnlyMixin(LabelQualityMixin):
+    """Trains on the expert cases only: low-quality cases leave the training keys (validation keeps its split)."""
+
+    def do_split(self):
+        tr_keys, val_keys = super().do_split()
+        kept = [k for k in tr_keys if k not in self.low_quality_ids]
+        if not kept:
+            raise RuntimeError(f"{type(self).__name__}: every training case of fold {self.fold} is low quality")
+        self.print_to_log_file(f"expert only: {len(kept)} of {len(tr_keys)} training cases")
+        return kept, val_keys
+
+
 class CPCLMixin(LabelQualityMixin):
     """CPCL for ``SegAnyPETTrainer`` (put before it in the bases); ``cpcl`` holds the settings."""
 
@@ -166,6 +178,16 @@ class SegAnyPETTrainerCPCL_rectify(CPCLMixin, SegAnyPETTrainer):
     """Uncertain voxels take the ensemble's prediction as label (after 5 warm-up epochs of plain training)."""
 
     cpcl = CPCLConfig(mode="rectify", warmup_epochs=5)
+
+
+class SegAnyPETTrainer_expertOnly(ExpertOnlyMixin, SegAnyPETTrainer):
+    """CPCL's baseline: the plain trainer on the expert cases only (the low-quality ones left out)."""
+
+
+class SegAnyPETTrainer_expertOnly_tiny(SegAnyPETTrainer_expertOnly):
+    """Tests: TINY_BUDGET."""
+
+    budget = TINY_BUDGET
 
 
 class SegAnyPETTrainerCPCL_tiny(SegAnyPETTrainerCPCL):

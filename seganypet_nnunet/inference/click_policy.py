@@ -15,7 +15,10 @@ Three rules, each switchable in ``ClickPolicy`` (measured one by one in ``bench/
   step's clicks or touch the voxels next to it (``LOCAL_RADIUS``); changes elsewhere are reverted, so a correction
   cannot damage distant parts of the mask. A positive correction may only add voxels, a negative one only remove
   voxels. The clicked voxel takes its clicked label first, so a click the network ignored still changes its own
-  voxel.
+  voxel. With ``correction_reach`` = f, a correction also changes nothing farther from its click than f x the click's
+  distance to the mask's other side (a positive click: to the nearest mask voxel; a negative one: to the nearest
+  background voxel; Euclidean, voxels, at least 1): a click in the middle of a missed region of radius r grows the
+  mask by at most f x r around it, not into the neighbouring organ.
 
 Space: the logit buffers are the session's preprocessed voxel space, axes (P0, P1, P2); points are (N, 3) preprocessed
 voxel coordinates (voxel centre at integer). The SUV for the prior is the ORIGINAL image, array (z, y, x).
@@ -51,6 +54,7 @@ class ClickPolicy:
     keep_clicked_label: bool = True
     clicked_components_only: bool = True
     local_corrections: bool = True
+    correction_reach: float | None = 2.0
 
     @classmethod
     def off(cls) -> ClickPolicy:
@@ -99,11 +103,14 @@ def keep_local_changes(
     step_points: np.ndarray,
     region: tuple[slice, ...],
     step_labels: Sequence[int] = (),
+    reach: float | None = None,
 ) -> np.ndarray:
     """``after`` with every sign change (26-connected component of ``(before > 0) != (after > 0)``) that comes within
     ``LOCAL_RADIUS`` voxels of none of ``step_points`` reverted to ``before``; only inside ``region`` (slices of the
     buffers). A step of positive clicks only may only ADD voxels, one of negative clicks only may only REMOVE voxels
-    (``step_labels``, 1/0 per point; empty: both). Returns a new array."""
+    (``step_labels``, 1/0 per point; empty: both). With ``reach`` (and ``step_labels``) changes farther (Euclidean,
+    voxels) from every click than ``reach`` x its distance to the other side of ``before`` are reverted too (module
+    docstring). Returns a new array."""
     out = after.copy()
     changed = (before[region] > 0) != (after[region] > 0)
     labels_set = set(int(v) for v in step_labels)
@@ -123,7 +130,35 @@ def keep_local_changes(
         keep |= set(np.unique(labels[near]).tolist())
     keep -= {0}
     revert = (changed & ~np.isin(labels, list(keep))) | revert_all
+    if reach is not None and len(step_labels) == len(step_points):
+        revert |= changed & ~_within_reach(
+            before[region] > 0, _voxels(step_points, before.shape) - origin, step_labels, reach
+        )
     out[region][revert] = before[region][revert]
+    return out
+
+
+def _within_reach(inside: np.ndarray, points: np.ndarray, labels: Sequence[int], reach: float) -> np.ndarray:
+    """Bool mask of ``inside``'s shape: voxels within reach of one of ``points`` (int (N, 3) indices into it); a point
+    reaches ``reach`` x its Euclidean distance (voxels) to the nearest voxel on the other side of ``inside`` (positive
+    label: an inside voxel; negative: an outside one), at least 1 voxel; the reach is a Euclidean ball."""
+    out = np.zeros(inside.shape, bool)
+    for side in (1, 0):
+        pts = [p for p, lab in zip(points, labels, strict=True) if int(lab) == side]
+        other = inside if side else ~inside
+        if not pts:
+            continue
+        if not other.any():
+            return np.ones(inside.shape, bool)  # nothing on the other side in the region: no bound
+        dist = ndimage.distance_transform_edt(~other)
+        for p in pts:  # a point outside the region takes the distance of the nearest region voxel
+            r = max(1.0, reach * float(dist[tuple(np.clip(p, 0, np.array(inside.shape) - 1))]))
+            lo, hi = np.clip(p - int(r), 0, inside.shape), np.clip(p + int(r) + 1, 0, inside.shape)
+            box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+            if any(b.start >= b.stop for b in box):
+                continue
+            grid = np.ogrid[box]
+            out[box] |= sum((g - c) ** 2 for g, c in zip(grid, p, strict=True)) <= r * r
     return out
 
 

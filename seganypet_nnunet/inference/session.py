@@ -429,7 +429,7 @@ class SegAnyPETSession:
             bbox = tuple(slice(min(b[a][0] for b in visited), max(b[a][1] for b in visited)) for a in range(3))
             P.enforce_clicks(t.logits, points, P.ClickPolicy(clicked_components_only=False), [bbox])  # the click first
             pts, labels = np.array([p for p, _ in points]), [lab for _, lab in points]
-            t.logits = P.keep_local_changes(before, t.logits, pts, bbox, labels)
+            t.logits = P.keep_local_changes(before, t.logits, pts, bbox, labels, self.click_policy.correction_reach)
         P.enforce_clicks(t.logits, t.points, self.click_policy, [box_slices(bx) for bx in visited])
 
     def _embeddings(self, box: Box) -> list:

@@ -128,3 +128,33 @@ def test_a_positive_correction_only_adds_and_a_negative_one_only_removes():
     assert (out[2:8, 2:8, 2:9] > 0).all()  # the addition kept, the removal reverted
     out = P.keep_local_changes(before, after, np.array([[5.0, 5.0, 3.0]]), full, [0])
     assert (out[2:8, 2:8, 2:4] < 0).all() and (out[2:8, 2:8, 8] < 0).all()  # only the removal
+
+
+def test_correction_reach_bounds_growth_by_the_clicks_distance_to_the_mask():
+    # a 1-voxel-thick slab missed next to the mask: the click 2 voxels from the mask may grow ~2 x 2 voxels around it,
+    # not along the whole neighbouring structure the network also switched on
+    before = np.full((12, 12, 30), -5.0, np.float32)
+    before[2:10, 2:10, 2:8] = 5.0
+    after = before.copy()
+    after[2:10, 2:10, 8:28] = 5.0  # the network grows far beyond the missed part
+    full = tuple(slice(0, n) for n in before.shape)
+    click = np.array([[5.0, 5.0, 9.0]])  # 2 voxels from the mask (last mask slice: 7)
+    unbounded = P.keep_local_changes(before, after, click, full, [1])
+    assert (unbounded[2:10, 2:10, 8:28] > 0).all()
+    out = P.keep_local_changes(before, after, click, full, [1], reach=2.0)
+    grown = np.flatnonzero((out[5, 5, :] > 0) & (before[5, 5, :] <= 0))
+    assert grown.min() == 8 and grown.max() == 13  # reach: a ball of 2 x 2 = 4 voxels around z = 9
+    assert out[8, 8, 9] < 0 and out[8, 5, 9] > 0  # (3, 3, 0) away: 4.24 > 4, outside; (3, 0, 0): inside
+    assert (out[2:10, 2:10, 14:] < 0).all() and (out[before > 0] > 0).all()
+    # a negative click 2 voxels from the background: removals bounded to 2 x 2 voxels around it
+    long = np.full((12, 12, 30), -5.0, np.float32)
+    long[2:10, 2:10, 2:28] = 5.0
+    gone = np.full_like(long, -5.0)
+    out = P.keep_local_changes(long, gone, np.array([[5.0, 5.0, 26.0]]), full, [0], reach=2.0)
+    removed = np.flatnonzero((out[5, 5, :] <= 0) & (long[5, 5, :] > 0))
+    assert removed.min() == 22 and removed.max() == 27
+    assert (out[2:10, 2:10, 2:22] > 0).all() and out[2, 2, 26] > 0 and out[2, 5, 26] <= 0
+    # a click outside the region (a crop that did not hold it): its ball is clipped, nothing wraps around
+    inner = (slice(2, 10), slice(2, 10), slice(10, 30))
+    out = P.keep_local_changes(long, gone, np.array([[5.0, 5.0, 6.0]]), inner, [0], reach=2.0)
+    np.testing.assert_array_equal(out[inner], long[inner])  # the removal does not touch the click: reverted

@@ -15,7 +15,12 @@ from seganypet_nnunet.errors import SeganypetError
 from seganypet_nnunet.run.train import build_trainer
 from seganypet_nnunet.synthetic.corruption import LabelCorruption
 from seganypet_nnunet.synthetic.dataset import make_dataset
-from seganypet_nnunet.trainers.cpcl import SamMed3DCPCLMixin, SegAnyPETTrainerCPCL_tiny
+from seganypet_nnunet.trainers.cpcl import (
+    ExpertOnlyMixin,
+    SamMed3DCPCLMixin,
+    SegAnyPETTrainer_expertOnly_tiny,
+    SegAnyPETTrainerCPCL_tiny,
+)
 from seganypet_nnunet.trainers.cpcl_loss import CPCLConfig
 from seganypet_nnunet.trainers.registry import TRAINERS
 
@@ -83,6 +88,17 @@ def test_expert_only_dataset_and_unknown_case_name(corrupted_env):
     assert TRAINERS["SegAnyPETTrainerCPCL"].cpcl.uncertainty == "entropy"
     assert TRAINERS["SegAnyPETTrainerCPCL_variance"].cpcl.uncertainty == "variance"
     assert TRAINERS["SamMed3DTrainerCPCL"].cpcl.mode == "downweight"
+
+
+def test_expert_only_trainer_leaves_the_low_quality_cases_out_of_training(corrupted_env):
+    low = set(json.loads((corrupted_env / "low_quality_cases.json").read_text()))
+    trainer = build_trainer(SegAnyPETTrainer_expertOnly_tiny, str(DATASET_ID), "3d_fullres", 0, PLANS, device=CPU)
+    trainer.initialize()
+    tr_keys, val_keys = trainer.do_split()
+    plain_tr, plain_val = super(ExpertOnlyMixin, trainer).do_split()  # the parent trainer's split
+    assert set(tr_keys) == set(plain_tr) - low and tr_keys and not set(tr_keys) & low
+    assert list(val_keys) == list(plain_val)
+    assert "SegAnyPETTrainer_expertOnly" in TRAINERS
 
 
 class _SamCPCLHost(SamMed3DCPCLMixin):
