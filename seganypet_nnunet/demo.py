@@ -1,4 +1,4 @@
-"""``seganypet_demo``: the whole product on built-in synthetic whole-body PET, on a 2-core CPU in about 25-35 minutes.
+"""``seganypet_demo``: the whole product on built-in synthetic whole-body PET, on a 2-core CPU in about 25-30 minutes.
 
 Generate a dataset → plan and preprocess (ours + the nnU-Net baseline, same fingerprint, same backbone) → train a small
 SegAnyPET model and the nnU-Net baseline on the same short budget → predict automatically → simulate clicks and
@@ -167,7 +167,7 @@ def demo_entry() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(
-        description="SegAnyPET-in-nnU-Net demo on synthetic whole-body PET (about 25-35 min on a 2-core CPU)."
+        description="SegAnyPET-in-nnU-Net demo on synthetic whole-body PET (about 25-30 min on a 2-core CPU)."
     )
     parser.add_argument(
         "-o",
