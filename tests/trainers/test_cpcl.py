@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from seganypet_nnunet.checkpoint_io import load_checkpoint
 from seganypet_nnunet.errors import SeganypetError
 from seganypet_nnunet.run.train import build_trainer
 from seganypet_nnunet.synthetic.corruption import LabelCorruption
@@ -134,3 +135,18 @@ def test_sam_med3d_cpcl_weights_only_the_low_quality_sample():
     assert torch.equal(new_target, target) and host.last_cpcl["samples"] == 1
     assert (weight[0] == 1).all() and (weight[1] < 1).any()
     assert (torch.isclose(weight[1], torch.tensor(1.0)) | torch.isclose(weight[1], torch.tensor(0.1))).all()
+
+
+def test_tiny_cpcl_run_through_seganypet_train_resumes_with_c(corrupted_env):
+    interrupted = build_trainer(SegAnyPETTrainerCPCL_tiny, str(DATASET_ID), "3d_fullres", 0, PLANS, device=CPU)
+    interrupted.num_epochs = 1  # stands in for a run killed after epoch 0 (save_every=1 wrote "latest")
+    interrupted.run_training()
+    fold = interrupted.output_folder
+    os.replace(os.path.join(fold, "checkpoint_final.pth"), os.path.join(fold, "checkpoint_latest.pth"))
+    cmd = ["seganypet_train", str(DATASET_ID), "3d_fullres", "0", "-tr", "SegAnyPETTrainerCPCL_tiny", "-p", PLANS]
+    proc = subprocess.run(cmd + ["-device", "cpu", "--c"], env=dict(os.environ), capture_output=True, text=True)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    final = load_checkpoint(os.path.join(fold, "checkpoint_final.pth"))
+    assert final["current_epoch"] == 2 and final["seganypet"]["trainer_class"] == "SegAnyPETTrainerCPCL_tiny"
+    assert len(final["logging"]["train_losses"]) == 2 and np.isfinite(final["logging"]["train_losses"]).all()
+    assert "CPCL: 4 low-quality training cases" in proc.stdout
