@@ -120,12 +120,12 @@ def test_all_reduced_gradients_equal_one_process_on_the_concatenated_batch(runs,
         for k in reference:
             # float32 sums over 32^3 voxels in another order (and leaky ReLUs whose input sits at 0 flipping side) move
             # single entries by ~1 % of their own size; a wrong reduction (sum instead of mean, a rank left out, a
-            # missing all-reduce) moves the whole tensor by 50-100 %. Relative L2 error per tensor, plus a loose
-            # element bound.
+            # missing all-reduce) moves the whole tensor by 50-100 %. Relative L2 error per tensor (<= 2 %; measured
+            # up to 0.19 % on the first conv), plus a loose element bound.
             ref, got = reference[k].astype(np.float64), grads[k].astype(np.float64)
             norm = float(np.linalg.norm(ref))
-            assert float(np.linalg.norm(got - ref)) <= 1e-3 * norm + floor, f"rank {rank} {k}"
-            tol = 1e-2 * float(np.abs(ref).max()) + floor
+            assert float(np.linalg.norm(got - ref)) <= 2e-2 * norm + floor, f"rank {rank} {k}"
+            tol = 5e-2 * float(np.abs(ref).max()) + floor
             np.testing.assert_allclose(got, ref, rtol=0, atol=tol, err_msg=f"rank {rank} {k}")
         if rank == 1:  # after the all-reduce both ranks hold the same average, bit for bit
             ours = _npz(runs["A"] / "grads_rank0.npz")
