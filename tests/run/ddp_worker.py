@@ -71,6 +71,7 @@ class SegAnyPETTrainer_ddptest(SegAnyPETTrainer_tiny):
         self.kill_at = int(os.environ.get("DDPTEST_KILL_AT", "-1"))
         self.steps_this_epoch = 0
         self.record_grads = False
+        self.batch_slice: tuple[int, int] | None = None  # the one-process reference: which slice of the fixed batch
 
     @property
     def rank(self) -> int:
@@ -92,7 +93,7 @@ class SegAnyPETTrainer_ddptest(SegAnyPETTrainer_tiny):
             world = dist.get_world_size() if self.is_ddp else 1
             sizes = [2 // world + (1 if i < 2 % world else 0) for i in range(world)]
             start = sum(sizes[: self.rank])
-            batch = fixed_batch(self, start, start + sizes[self.rank])
+            batch = fixed_batch(self, *(self.batch_slice or (start, start + sizes[self.rank])))
             if self.rank == 0:
                 _save(os.path.join(self.out, "initial_weights.npz"), self._module().state_dict())
         self.record_grads = first
