@@ -147,8 +147,10 @@ def test_all_reduced_gradients_equal_the_mean_of_one_process_gradients_per_slice
             ours = _npz(runs["A"] / "grads_rank0.npz")
             assert all(np.array_equal(ours[k], grads[k]) for k in grads)
     assert any(np.abs(g).max() > 0 for k, g in reference.items() if "image_encoder" not in k)  # prompt head trained
-    big = max(reference, key=lambda k: float(np.linalg.norm(reference[k])))  # the slices differ: a rank left out fails
-    assert np.linalg.norm(per_slice[0][big] - per_slice[1][big]) > 0.1 * np.linalg.norm(reference[big])
+    # The two slices' gradients differ (median over the tensors that carry signal: ~70 %), so a rank left out fails.
+    signal = [k for k in reference if np.linalg.norm(reference[k]) > 100 * floor]
+    spread = [np.linalg.norm(per_slice[0][k] - per_slice[1][k]) / np.linalg.norm(reference[k]) for k in signal]
+    assert len(signal) > len(reference) // 2 and np.median(spread) > 0.1, np.median(spread)
 
 
 def test_rank_info_from_torchrun_environment():
