@@ -7,10 +7,11 @@ shared between policies, so only decoder passes differ), and the PET reader's me
 click. Prints, per structure, mean +- sd over seeds of: the best reader method after 1 click, the oracle threshold,
 and ours after 1 and 5 clicks per policy (``bare`` network, each rule alone, ``all`` = the three rules with the
 network refining the prior, ``answer`` = the prior kept as the first answer, ``agree`` = the prior kept where it is a
-well-delineated focus or the network agrees with it; ``reach2`` = the session default: ``agree`` with corrections
-bounded to 2x the click's distance to the mask, ``reach3`` 3x; ``gate2`` = ``agree`` with the prior from a local
-SUVmax of 2 instead of 4, ``gate2reach2`` with the bound too); then the monotonicity figures per policy. The rows
-before ``reach2`` have no correction bound.
+well-delineated focus or the network agrees with it; ``noshare`` = ``agree`` with corrections bounded to 2x the
+click's distance to the mask; ``reach2`` = the session default: ``noshare`` where a focus that is under 10 % of the
+network's answer, the rest of it warm (SUV >= 1.5), gives way to that answer; ``reach3`` with 3x; ``gate2`` =
+``agree`` with the prior from a local SUVmax of 2 instead of 4, ``gate2reach2`` = the default with that gate); then
+the monotonicity figures per policy. The rows before ``noshare`` have no correction bound and no share rule.
 
     python bench/bench_click_policy.py -m seganypet_demo_output/nnUNet_results/Dataset990_SegAnyPETDemo/\
 SegAnyPETTrainer_demo__SegAnyPETPlansSmall__3d_fullres -seeds 0 1 2 -num_test 3
@@ -39,13 +40,14 @@ POLICIES = (
     "all",
     "answer",
     "agree",
+    "noshare",
     "reach2",
     "reach3",
     "gate2",
     "gate2reach2",
 )
 #: policies whose missed targets are listed
-COMPLETE = ("all", "answer", "agree", "reach2", "reach3", "gate2", "gate2reach2")
+COMPLETE = ("all", "answer", "agree", "noshare", "reach2", "reach3", "gate2", "gate2reach2")
 
 
 def policies():
@@ -60,11 +62,12 @@ def policies():
         "local": ClickPolicy(pet_prior=False, keep_clicked_label=False, clicked_components_only=False,
                              correction_reach=None),
         "all": ClickPolicy(prior_answer=False, correction_reach=None),
-        "answer": ClickPolicy(prior_answer=True, prior_contrast=0.0, correction_reach=None),
-        "agree": ClickPolicy(correction_reach=None),
+        "answer": ClickPolicy(prior_answer=True, prior_contrast=0.0, prior_min_share=0.0, correction_reach=None),
+        "agree": ClickPolicy(prior_min_share=0.0, correction_reach=None),
+        "noshare": ClickPolicy(prior_min_share=0.0),
         "reach2": ClickPolicy(),  # the session default
         "reach3": ClickPolicy(correction_reach=3.0),
-        "gate2": ClickPolicy(prior_min_suvmax=2.0, correction_reach=None),
+        "gate2": ClickPolicy(prior_min_suvmax=2.0, prior_min_share=0.0, correction_reach=None),
         "gate2reach2": ClickPolicy(prior_min_suvmax=2.0),
     }  # fmt: skip
 

@@ -7,8 +7,10 @@ Three rules, each switchable in ``ClickPolicy`` (measured one by one in ``bench/
   ``prompts/pet_regions.py``) as the decoder's mask prompt, when the click lies in that region (holes filled, grown by
   one voxel) and the region is at most ``prior_max_ml``; the network then refines it. With ``prior_answer`` the
   region itself is the first click's answer when it is a well-delineated hot focus (mean SUV >= ``prior_contrast`` x
-  the mean of its 2-voxel shell: a bladder, a brain, a lesion in soft tissue) or when the network's refinement agrees
-  with it (Dice >= ``prior_agreement``); otherwise (a hot spot inside a kidney) the network's answer stands.
+  the mean of its 2-voxel shell: a bladder, a brain, a lesion in soft tissue) or when the network's refined answer
+  agrees with it (Dice >= ``prior_agreement``) — except a focus that is under ``prior_min_share`` of that answer whose
+  rest is warm (mean SUV >= ``prior_warm_suv``): a hot spot inside a kidney, where the network answers with the
+  kidney (20-50x the spot); otherwise the network's answer stands.
 - Click consistency: a clicked voxel keeps its clicked label, and (``clicked_components_only``) the target keeps only
   the connected components that hold one of its positive clicks (a new positive click elsewhere adds its component).
 - Local corrections: a correction click changes the mask only in the connected regions of change that hold one of that
@@ -51,6 +53,8 @@ class ClickPolicy:
     prior_answer: bool = True
     prior_contrast: float = 7.0
     prior_agreement: float = 0.5
+    prior_min_share: float = 0.1
+    prior_warm_suv: float = 1.5
     keep_clicked_label: bool = True
     clicked_components_only: bool = True
     local_corrections: bool = True
@@ -83,6 +87,24 @@ def pet_prior(
 def is_focus(suv_zyx: np.ndarray, region_zyx: np.ndarray, policy: ClickPolicy) -> bool:
     """Is the bool (z, y, x) region a well-delineated hot focus (``R.contrast`` >= ``policy.prior_contrast``)?"""
     return R.contrast(suv_zyx, region_zyx) >= policy.prior_contrast
+
+
+def prior_is_answer(
+    prior_zyx: np.ndarray, answer_zyx: np.ndarray, suv_zyx: np.ndarray, focal: bool, policy: ClickPolicy
+) -> bool:
+    """Is the reader's region (bool ``prior_zyx``) the first answer instead of the network's (bool ``answer_zyx``)?
+    All three arrays are the original image, (z, y, x). Yes when they agree (Dice >= ``prior_agreement``), or when the
+    region is a focus (``is_focus``) unless it is a speck of a warm structure the network answered with: under
+    ``prior_min_share`` of the answer, and the rest of the answer at mean SUV >= ``prior_warm_suv`` (a hot spot in a
+    kidney; a small lesion in soft tissue, whose over-grown answer is background, stays the region)."""
+    if agreement(prior_zyx, answer_zyx) >= policy.prior_agreement:
+        return True
+    if not focal:
+        return False
+    size = int(answer_zyx.sum())
+    if size == 0 or int((prior_zyx & answer_zyx).sum()) / size >= policy.prior_min_share:
+        return True
+    return float(suv_zyx[answer_zyx & ~prior_zyx].mean()) < policy.prior_warm_suv
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> float:

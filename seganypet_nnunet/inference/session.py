@@ -212,28 +212,29 @@ class SegAnyPETSession:
         label = int(bool(positive))
         t = self._target()
         self._check_points(t, [label], "add_point")
-        prior, focal = None, False
+        region, prior, focal = None, None, False
         if label and t.logits is None and self.click_policy.pet_prior:
-            prior, focal = self._pet_prior_logits(np.asarray(ijk, float).reshape(3)[::-1])
+            region, prior, focal = self._pet_prior(np.asarray(ijk, float).reshape(3)[::-1])
             t.logits = None if prior is None else prior.copy()  # the network writes into t.logits in place
         mask = self._interact(points=[(p, label)], centre=p)
-        if prior is not None and self.click_policy.prior_answer:
-            if focal or P.agreement(t.logits > 0, prior > 0) >= self.click_policy.prior_agreement:
+        if region is not None and self.click_policy.prior_answer:
+            if P.prior_is_answer(region, mask > 0, self._suv, focal, self.click_policy):
                 t.logits = prior  # the reader's region is the answer
                 self._refresh_mask(t, [tuple((0, n) for n in self.geometry.preprocessed_shape)])
                 return self.mask()
         return mask
 
-    def _pet_prior_logits(self, seed_zyx: np.ndarray) -> tuple[np.ndarray | None, bool]:
-        """The reader's region of a hot first click (original array index (z, y, x)) as preprocessed logits (None: no
-        prior) and whether it is a well-delineated focus (``ClickPolicy.prior_contrast``)."""
+    def _pet_prior(self, seed_zyx: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, bool]:
+        """The reader's region of a hot first click (original array index (z, y, x)): (bool (z, y, x) region in the
+        original image, the same as preprocessed logits, whether it is a well-delineated focus
+        (``ClickPolicy.prior_contrast``)); (None, None, False) when there is no prior."""
         spacing_zyx = self.properties["spacing"]
-        prior = P.pet_prior(self._suv, seed_zyx, spacing_zyx, self.click_policy)
-        if prior is None:
-            return None, False
-        focal = P.is_focus(self._suv, prior, self.click_policy)
-        pre = C.mask_to_preprocessed(prior, self.geometry, spacing_zyx, self.model.configuration_manager)
-        return np.where(pre, -BACKGROUND_LOGIT, BACKGROUND_LOGIT).astype(np.float32), focal
+        region = P.pet_prior(self._suv, seed_zyx, spacing_zyx, self.click_policy)
+        if region is None:
+            return None, None, False
+        focal = P.is_focus(self._suv, region, self.click_policy)
+        pre = C.mask_to_preprocessed(region, self.geometry, spacing_zyx, self.model.configuration_manager)
+        return region, np.where(pre, -BACKGROUND_LOGIT, BACKGROUND_LOGIT).astype(np.float32), focal
 
     def add_box(self, corner_min: Sequence[float], corner_max: Sequence[float], space: str = "world") -> np.ndarray:
         """Box from two inclusive corners (world mm LPS (x, y, z) or original voxel (i, j, k)); one per target."""

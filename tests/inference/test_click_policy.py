@@ -56,6 +56,25 @@ def test_agreement():
     assert P.agreement(a, b) == 0.5
 
 
+def test_prior_is_answer_unless_it_is_a_speck_of_a_warm_structure_the_network_answered_with():
+    policy = P.ClickPolicy()  # agreement >= 0.5; a focus under 10 % of an answer whose rest has SUV >= 1.5 gives way
+    spot = np.zeros((20, 20, 20), bool)
+    spot[9:11, 9:11, 9:11] = True  # 8 voxels
+    organ = np.zeros_like(spot)
+    organ[4:16, 4:16, 4:16] = True  # 1728 voxels around it: the spot is 0.5 % of the answer
+    warm, cold = np.where(organ, 3.0, 0.5), np.full(spot.shape, 0.5)
+    warm[spot] = cold[spot] = 20.0
+    assert not P.prior_is_answer(spot, organ, warm, True, policy)  # a hot spot inside a kidney: the network's kidney
+    assert P.prior_is_answer(spot, organ, cold, True, policy)  # a lesion the network over-grew into background
+    assert not P.prior_is_answer(spot, organ, cold, False, policy)  # not a focus: the network's answer
+    lesion = np.zeros_like(spot)
+    lesion[8:12, 8:12, 8:12] = True  # 64 voxels: the spot is 12.5 % of it
+    assert P.prior_is_answer(spot, lesion, warm, True, policy)
+    assert P.prior_is_answer(lesion, spot | lesion, warm, False, policy)  # agreement 1.0: kept, focus or not
+    assert P.prior_is_answer(spot, np.zeros_like(spot), warm, True, policy)  # the network found nothing: the focus
+    assert P.prior_is_answer(spot, organ, warm, True, P.ClickPolicy(prior_min_share=0.0))
+
+
 def test_enforce_clicks_labels_and_components():
     logits = np.full((10, 10, 30), -5.0, np.float32)
     logits[2:5, 2:5, 2:6] = 5.0
@@ -104,7 +123,7 @@ def test_session_rules_on_a_real_network(model_paths):
 
 def test_prior_answer_returns_the_readers_region_and_undoes_cleanly(model_paths):
     image = model_paths[0] / "imagesTs" / "test00_0000.nii.gz"
-    policy = P.ClickPolicy(prior_contrast=0.0)  # every prior counts as a focus: always kept
+    policy = P.ClickPolicy(prior_contrast=0.0, prior_min_share=0.0)  # every prior counts as a focus: always kept
     session = new_session(model_paths[1], image, click_policy=policy)
     suv = session._suv
     hot = np.unravel_index(int(np.argmax(suv)), suv.shape)
