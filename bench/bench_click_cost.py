@@ -1,7 +1,11 @@
 """Per-click cost of SegAnyPETNet: cached ``decode`` vs a full ``forward`` and vs ``encode``.
 
-Usage: python bench/bench_click_cost.py [--sizes 128 96] [--configs default small] [--device cpu|cuda] [--repeats 7]
-Prints one row per (patch size, config) with median times and the RATIOS measured in the same run.
+Usage: python bench/bench_click_cost.py [--sizes 128 96] [--configs default small sam_med3d] [--device cpu|cuda]
+[--repeats 7]
+Prints one row per (patch size, config) with median times and the RATIOS measured in the same run. ``sam_med3d`` is
+the released SAM-Med3D / SegAnyPET architecture (``SamMed3DNet``, random weights, 128^3 only, points without a box;
+it has no automatic head, so its "forward" is encode + one decode). Network only: the session's crop bookkeeping and
+the mapping back to the original image are in ``bench_sam_med3d.py`` (needs nnU-Net).
 """
 
 from __future__ import annotations
@@ -37,30 +41,42 @@ def _backbone(n_stages: int) -> dict:
     return plain_unet_arch(features_per_stage=feats, strides=[[1, 1, 1]] + [[2, 2, 2]] * (n_stages - 1))
 
 
-def _click(size: int, device: torch.device) -> Prompts:
-    """A 3rd-click-like prompt: 2 positive + 1 negative point, a box, and the previous mask logits."""
+def _click(size: int, device: torch.device, with_box: bool = True) -> Prompts:
+    """A 3rd-click-like prompt: 2 positive + 1 negative point, a box (``with_box``), and the previous mask logits."""
     c = size / 2
     pts = torch.tensor([[[c, c, c], [c + 5, c - 3, c], [c - 9, c + 2, c + 4]]], device=device)
     box = torch.tensor([[[c - 12, c - 12, c - 12], [c + 12, c + 12, c + 12]]], device=device)
     return Prompts(
         points=pts,
         point_labels=torch.tensor([[1, 1, 0]], device=device),
-        boxes=box,
+        boxes=box if with_box else None,
         mask=torch.randn(1, 1, size, size, size, device=device),
     )
 
 
-def bench_one(size: int, config: str, n_stages: int, repeats: int, device: torch.device) -> dict:
+def _network(size: int, config: str, n_stages: int, device: torch.device) -> torch.nn.Module:
+    if config == "sam_med3d":
+        from seganypet_nnunet.model.sam_med3d.network import SamMed3DNet
+
+        if size != 128:
+            raise SystemExit(f"sam_med3d takes 128^3 crops only, got --sizes {size}")
+        return SamMed3DNet().to(device).eval()
     arch = build_arch_kwargs(_backbone(n_stages), config, ["log1p_suv"])
-    net = build_network_from_arch(arch, input_channels=1, num_classes=12, deep_supervision=False).to(device).eval()
+    return build_network_from_arch(arch, input_channels=1, num_classes=12, deep_supervision=False).to(device).eval()
+
+
+def bench_one(size: int, config: str, n_stages: int, repeats: int, device: torch.device) -> dict:
+    net = _network(size, config, n_stages, device)
     x = torch.rand(1, 1, size, size, size, device=device) * 5
-    prompts = _click(size, device)
+    prompts = _click(size, device, with_box=config != "sam_med3d")
+    prompt_only = getattr(net, "prompt_only", False)
+    full = (lambda: net.decode(net.encode(x), prompts)) if prompt_only else (lambda: net(x))
     with torch.inference_mode():
         emb = net.encode(x)
         net.decode(emb, prompts)  # warm-up
-        net(x)
+        full()
         t_decode = _median_ms(lambda: net.decode(emb, prompts), repeats * 3, device)
-        t_forward = _median_ms(lambda: net(x), repeats, device)
+        t_forward = _median_ms(full, repeats, device)
         t_encode = _median_ms(lambda: net.encode(x), repeats, device)
     n_head = sum(p.numel() for n, p in net.named_parameters() if not n.startswith("image_encoder."))
     return {
