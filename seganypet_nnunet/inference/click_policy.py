@@ -172,9 +172,8 @@ def _within_reach(inside: np.ndarray, points: np.ndarray, labels: Sequence[int],
             continue
         if not other.any():
             return np.ones(inside.shape, bool)  # nothing on the other side in the region: no bound
-        dist = ndimage.distance_transform_edt(~other)
         for p in pts:  # a point outside the region takes the distance of the nearest region voxel
-            r = max(1.0, reach * float(dist[tuple(np.clip(p, 0, np.array(inside.shape) - 1))]))
+            r = max(1.0, reach * _distance_to(other, np.clip(p, 0, np.array(inside.shape) - 1)))
             lo, hi = np.clip(p - int(r), 0, inside.shape), np.clip(p + int(r) + 1, 0, inside.shape)
             box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
             if any(b.start >= b.stop for b in box):
@@ -182,6 +181,22 @@ def _within_reach(inside: np.ndarray, points: np.ndarray, labels: Sequence[int],
             grid = np.ogrid[box]
             out[box] |= sum((g - c) ** 2 for g, c in zip(grid, p, strict=True)) <= r * r
     return out
+
+
+def _distance_to(mask: np.ndarray, q: np.ndarray) -> float:
+    """Euclidean distance (voxels) from index ``q`` to the nearest True voxel of a non-empty bool ``mask``: searched in
+    growing boxes around ``q`` (exact: every voxel outside a box of half-width k is farther than k)."""
+    k = 1
+    while True:
+        lo, hi = np.maximum(q - k, 0), np.minimum(q + k + 1, mask.shape)
+        found = np.argwhere(mask[tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))])
+        if found.size:
+            d = float(np.sqrt(((found + lo - q) ** 2).sum(1).min()))
+            if d <= k:
+                return d
+            k = int(np.ceil(d))  # the nearest voxel may lie outside this box but not beyond d
+        else:
+            k *= 2
 
 
 def enforce_clicks(
