@@ -8,10 +8,14 @@ click. Prints, per structure, mean +- sd over seeds of: the best reader method a
 and ours after 1 and 5 clicks per policy (``bare`` network, each rule alone, ``all`` = the three rules with the
 network refining the prior, ``answer`` = the prior kept as the first answer, ``agree`` = the prior kept where it is a
 well-delineated focus or the network agrees with it; ``noshare`` = ``agree`` with corrections bounded to 2x the
-click's distance to the mask; ``reach2`` = the session default: ``noshare`` where a focus that is under 10 % of the
-network's answer, the rest of it warm (SUV >= 1.5), gives way to that answer; ``reach3`` with 3x; ``gate2`` =
-``agree`` with the prior from a local SUVmax of 2 instead of 4, ``gate2reach2`` = the default with that gate); then
-the monotonicity figures per policy. The rows before ``noshare`` have no correction bound and no share rule.
+click's distance to the mask; ``reach2`` = ``noshare`` where a focus that is under 10 % of the network's answer, the
+rest of it warm (SUV >= 1.5), gives way to that answer; ``inregion`` = ``reach2`` where a region clicked on itself
+counts as a focus from contrast 5 (not 7); ``reader`` = the session default: ``inregion`` with reader corrections
+(a target the region answered is corrected by moving the threshold or cutting at the SUV valley,
+``inference/reader_region.py``); ``reach3`` = ``reach2`` with 3x; ``gate2`` = ``agree`` with the prior from a local
+SUVmax of 2 instead of 4, ``gate2reach2`` = the default with that gate); then the monotonicity figures per policy.
+The rows before ``noshare`` have no correction bound and no share rule; the rows before ``inregion`` no in-region
+focus rule and no reader corrections.
 
     python bench/bench_click_policy.py -m seganypet_demo_output/nnUNet_results/Dataset990_SegAnyPETDemo/\
 SegAnyPETTrainer_demo__SegAnyPETPlansSmall__3d_fullres -seeds 0 1 2 -num_test 3
@@ -42,12 +46,14 @@ POLICIES = (
     "agree",
     "noshare",
     "reach2",
+    "inregion",
+    "reader",
     "reach3",
     "gate2",
     "gate2reach2",
 )
 #: policies whose missed targets are listed
-COMPLETE = ("all", "answer", "agree", "noshare", "reach2", "reach3", "gate2", "gate2reach2")
+COMPLETE = ("all", "answer", "agree", "noshare", "reach2", "inregion", "reader", "reach3", "gate2", "gate2reach2")
 
 
 def policies():
@@ -64,9 +70,11 @@ def policies():
         "all": ClickPolicy(prior_answer=False, correction_reach=None),
         "answer": ClickPolicy(prior_answer=True, prior_contrast=0.0, prior_min_share=0.0, correction_reach=None),
         "agree": ClickPolicy(prior_min_share=0.0, correction_reach=None),
-        "noshare": ClickPolicy(prior_min_share=0.0),
-        "reach2": ClickPolicy(),  # the session default
-        "reach3": ClickPolicy(correction_reach=3.0),
+        "noshare": ClickPolicy(prior_min_share=0.0, prior_contrast_in_region=7.0, reader_corrections=False),
+        "reach2": ClickPolicy(prior_contrast_in_region=7.0, reader_corrections=False),
+        "inregion": ClickPolicy(reader_corrections=False),
+        "reader": ClickPolicy(),  # the session default
+        "reach3": ClickPolicy(correction_reach=3.0, prior_contrast_in_region=7.0, reader_corrections=False),
         "gate2": ClickPolicy(prior_min_suvmax=2.0, prior_min_share=0.0, correction_reach=None),
         "gate2reach2": ClickPolicy(prior_min_suvmax=2.0),
     }  # fmt: skip

@@ -1,16 +1,22 @@
 """What a click means on PET, applied by the session around the network (docs/DESIGN.md, "Clicks on PET").
 
-Three rules, each switchable in ``ClickPolicy`` (measured one by one in ``bench/bench_click_policy.py``):
+Four rules, each switchable in ``ClickPolicy`` (measured one by one in ``bench/bench_click_policy.py``):
 
 - PET prior: the first positive click of a target on a HOT spot (local SUVmax >= ``prior_min_suvmax`` within 15 mm)
   starts from the reader's region (SUV >= ``prior_fraction`` x local SUVmax grown from the hottest voxel,
   ``prompts/pet_regions.py``) as the decoder's mask prompt, when the click lies in that region (holes filled, grown by
   one voxel) and the region is at most ``prior_max_ml``; the network then refines it. With ``prior_answer`` the
   region itself is the first click's answer when it is a well-delineated hot focus (mean SUV >= ``prior_contrast`` x
-  the mean of its 2-voxel shell: a bladder, a brain, a lesion in soft tissue) or when the network's refined answer
+  the mean of its 2-voxel shell: a bladder, a brain, a lesion in soft tissue; >= ``prior_contrast_in_region`` x when
+  the click lies in the region itself: a lesion in warm tissue) or when the network's refined answer
   agrees with it (Dice >= ``prior_agreement``) — except a focus that is under ``prior_min_share`` of that answer whose
   rest is warm (mean SUV >= ``prior_warm_suv``): a hot spot inside a kidney, where the network answers with the
   kidney (20-50x the spot); otherwise the network's answer stands.
+- Reader corrections (``reader_corrections``, ``reader_region.py``): on a target the reader's region answered where
+  the network's first answer agreed with it less than ``reader_max_agreement`` (Dice; the network does not know this
+  target: a lesion, not a brain), a correction moves the threshold (positive click) or cuts the region at the SUV
+  valley (negative click) instead of going through the network; a click the region cannot follow goes to the
+  network.
 - Click consistency: a clicked voxel keeps its clicked label, and (``clicked_components_only``) the target keeps only
   the connected components that hold one of its positive clicks (a new positive click elsewhere adds its component).
 - Local corrections: a correction click changes the mask only in the connected regions of change that hold one of that
@@ -55,15 +61,26 @@ class ClickPolicy:
     prior_agreement: float = 0.5
     prior_min_share: float = 0.1
     prior_warm_suv: float = 1.5
+    prior_contrast_in_region: float = 5.0
     keep_clicked_label: bool = True
     clicked_components_only: bool = True
     local_corrections: bool = True
     correction_reach: float | None = 2.0
+    reader_corrections: bool = True
+    reader_max_agreement: float = 0.8
+    reader_max_growth: float = 3.0
+    reader_cut_ratio: float = 1.2
 
     @classmethod
     def off(cls) -> ClickPolicy:
         """The bare network: every rule off."""
-        return cls(pet_prior=False, keep_clicked_label=False, clicked_components_only=False, local_corrections=False)
+        return cls(
+            pet_prior=False,
+            reader_corrections=False,
+            keep_clicked_label=False,
+            clicked_components_only=False,
+            local_corrections=False,
+        )
 
 
 DEFAULT_POLICY = ClickPolicy()
@@ -84,9 +101,14 @@ def pet_prior(
     return region if near[R.seed_index(seed_zyx, suv_zyx.shape)] else None
 
 
-def is_focus(suv_zyx: np.ndarray, region_zyx: np.ndarray, policy: ClickPolicy) -> bool:
-    """Is the bool (z, y, x) region a well-delineated hot focus (``R.contrast`` >= ``policy.prior_contrast``)?"""
-    return R.contrast(suv_zyx, region_zyx) >= policy.prior_contrast
+def is_focus(suv_zyx: np.ndarray, region_zyx: np.ndarray, seed_zyx: Sequence[float], policy: ClickPolicy) -> bool:
+    """Is the bool (z, y, x) region a well-delineated hot focus: ``R.contrast`` >= ``policy.prior_contrast``, or >=
+    ``policy.prior_contrast_in_region`` when the click (array index ``seed_zyx``) lies in the region itself (on the
+    hot spot, not next to it: a lesion in warm tissue, not a click on an organ beside a hot spot)?"""
+    contrast = R.contrast(suv_zyx, region_zyx)
+    if contrast >= policy.prior_contrast:
+        return True
+    return contrast >= policy.prior_contrast_in_region and bool(region_zyx[R.seed_index(seed_zyx, suv_zyx.shape)])
 
 
 def prior_is_answer(
@@ -153,14 +175,14 @@ def keep_local_changes(
     keep -= {0}
     revert = (changed & ~np.isin(labels, list(keep))) | revert_all
     if reach is not None and len(step_labels) == len(step_points):
-        revert |= changed & ~_within_reach(
+        revert |= changed & ~within_reach(
             before[region] > 0, _voxels(step_points, before.shape) - origin, step_labels, reach
         )
     out[region][revert] = before[region][revert]
     return out
 
 
-def _within_reach(inside: np.ndarray, points: np.ndarray, labels: Sequence[int], reach: float) -> np.ndarray:
+def within_reach(inside: np.ndarray, points: np.ndarray, labels: Sequence[int], reach: float) -> np.ndarray:
     """Bool mask of ``inside``'s shape: voxels within reach of one of ``points`` (int (N, 3) indices into it); a point
     reaches ``reach`` x its Euclidean distance (voxels) to the nearest voxel on the other side of ``inside`` (positive
     label: an inside voxel; negative: an outside one), at least 1 voxel; the reach is a Euclidean ball."""

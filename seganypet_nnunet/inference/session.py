@@ -24,12 +24,13 @@ import torch
 
 from seganypet_nnunet.inference import click_policy as P
 from seganypet_nnunet.inference import coordinates as C
+from seganypet_nnunet.inference import reader_region as RR
+from seganypet_nnunet.inference.crop_decoder import CropDecoder
 from seganypet_nnunet.inference.follow import Box, box_slices, centred_box, follow_object
 from seganypet_nnunet.inference.image_input import preprocess_image, read_image
 from seganypet_nnunet.inference.model_folder import LoadedModel, load_model_folder
 from seganypet_nnunet.inference.revert import BACKGROUND_LOGIT, RegionReverter
 from seganypet_nnunet.inference.undo import UndoHistory, UndoStep, pack, unpack
-from seganypet_nnunet.prompts.types import Prompts
 from seganypet_nnunet.validation import check_not_truncated
 
 DEFAULT_UNDO_DEPTH = 32
@@ -48,6 +49,7 @@ class _Target:
     mask_prompt: bool = False  # add_mask seeded this target
     logits: np.ndarray | None = None  # (P0, P1, P2) float32, preprocessed voxel space
     mask_t: np.ndarray | None = None  # uint8, transposed, uncropped array space (nnU-Net's shape_before_cropping)
+    reader: RR.ReaderRegion | None = None  # the reader's region answered: corrections re-threshold (reader_region.py)
 
     def has_positive_prompt(self) -> bool:
         return self.box is not None or self.mask_prompt or any(label == 1 for _, label in self.points)
@@ -89,6 +91,7 @@ class SegAnyPETSession:
         self.networks = model.fold_networks(self.device)
         self.patch = tuple(int(p) for p in model.configuration_manager.patch_size)
         self.follow, self.max_crops, self.cache_size = follow, max_crops, cache_size
+        self._decoder = CropDecoder(self.networks, self.patch, self.device, cache_size)
         self.undo_depth, self.undo_bytes = undo_depth, undo_bytes
         self.click_policy = click_policy
         self.max_points = int(getattr(getattr(self.networks[0], "config", None), "max_points", 64))
@@ -98,9 +101,7 @@ class SegAnyPETSession:
         self.reference: sitk.Image | None = None
         self.image_size_ijk: tuple[int, int, int] | None = None  #: original voxel (i, j, k) size
         self._reverter: RegionReverter | None = None
-        self._data: torch.Tensor | None = None  # (C, P0, P1, P2) preprocessed image
         self._suv: np.ndarray | None = None  # (z, y, x) first channel, original geometry (the PET prior's SUV)
-        self._cache: OrderedDict[Box, list] = OrderedDict()
         self._targets: OrderedDict[str, _Target] = OrderedDict()
         self._current: str | None = None
 
@@ -147,7 +148,7 @@ class SegAnyPETSession:
             raise ValueError(f"set_image: the image holds {bad} NaN or Inf voxel(s); fix or mask them first")
         self._suv = np.array(data[0], np.float32)  # read_image: (c, z, y, x), original geometry
         data, props = preprocess_image((data, props), None, m.plans_manager, m.configuration_manager, m.dataset_json)
-        self._data = torch.from_numpy(np.ascontiguousarray(data)).float()
+        self._decoder.set_data(torch.from_numpy(np.ascontiguousarray(data)).float())
         self.properties = props
         self.geometry = C.PreprocessingGeometry.from_properties(
             props, m.plans_manager.transpose_forward, m.configuration_manager.spacing
@@ -155,12 +156,11 @@ class SegAnyPETSession:
         self.reference = C.geometry_reference(props)
         self.image_size_ijk = self.array_shape[::-1]
         self._reverter = RegionReverter(self.geometry, m.configuration_manager, props)
-        self._cache.clear()
         self._targets.clear()
         self._current = None
 
     def _require_image(self) -> None:
-        if self._data is None:
+        if not self._decoder.has_data:
             raise RuntimeError("An image must be set with set_image(...) before adding prompts.")
 
     @property
@@ -210,19 +210,44 @@ class SegAnyPETSession:
         ijk = self._to_voxel(coord, space, "add_point")
         p = C.voxel_to_preprocessed(ijk, self.geometry)
         label = int(bool(positive))
-        t = self._target()
+        t, seed_zyx = self._target(), np.asarray(ijk, float).reshape(3)[::-1]
         self._check_points(t, [label], "add_point")
+        if t.reader is not None and self.click_policy.reader_corrections:
+            spacing_zyx, current = self.properties["spacing"], self.mask() > 0
+            moved = RR.correct(self._suv, t.reader, current, seed_zyx, bool(label), spacing_zyx, self.click_policy)
+            if moved is not None:  # the reader's region follows the click; else the network takes it
+                return self._set_region(t, moved[1], moved[0], [(p, label)])
         region, prior, focal = None, None, False
         if label and t.logits is None and self.click_policy.pet_prior:
-            region, prior, focal = self._pet_prior(np.asarray(ijk, float).reshape(3)[::-1])
+            region, prior, focal = self._pet_prior(seed_zyx)
             t.logits = None if prior is None else prior.copy()  # the network writes into t.logits in place
         mask = self._interact(points=[(p, label)], centre=p)
         if region is not None and self.click_policy.prior_answer:
             if P.prior_is_answer(region, mask > 0, self._suv, focal, self.click_policy):
                 t.logits = prior  # the reader's region is the answer
+                if P.agreement(region, mask > 0) < self.click_policy.reader_max_agreement:  # the network is unsure
+                    t.reader = RR.start(
+                        self._suv, seed_zyx, self.properties["spacing"], self.click_policy.prior_fraction
+                    )
                 self._refresh_mask(t, [tuple((0, n) for n in self.geometry.preprocessed_shape)])
                 return self.mask()
         return mask
+
+    def _set_region(self, t: _Target, region_zyx: np.ndarray, reader: RR.ReaderRegion, points: list) -> np.ndarray:
+        """One undo step: ``t``'s answer becomes the bool (z, y, x) ``region_zyx`` of the reader-region state
+        ``reader``, with ``points`` (preprocessed voxel, label) added; returns the mask."""
+        full = tuple((0, n) for n in self.geometry.preprocessed_shape)
+        self._record(t, [full])
+        t.points += points
+        t.reader, t.logits = reader, self._region_logits(region_zyx)
+        self._refresh_mask(t, [full])
+        return self.mask()
+
+    def _region_logits(self, mask_zyx: np.ndarray) -> np.ndarray:
+        """A (z, y, x) mask of the original image as float32 logits (+-``BACKGROUND_LOGIT``), preprocessed space."""
+        cm = self.model.configuration_manager
+        pre = C.mask_to_preprocessed(np.asarray(mask_zyx), self.geometry, self.properties["spacing"], cm)
+        return np.where(pre, -BACKGROUND_LOGIT, BACKGROUND_LOGIT).astype(np.float32)
 
     def _pet_prior(self, seed_zyx: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, bool]:
         """The reader's region of a hot first click (original array index (z, y, x)): (bool (z, y, x) region in the
@@ -232,9 +257,7 @@ class SegAnyPETSession:
         region = P.pet_prior(self._suv, seed_zyx, spacing_zyx, self.click_policy)
         if region is None:
             return None, None, False
-        focal = P.is_focus(self._suv, region, self.click_policy)
-        pre = C.mask_to_preprocessed(region, self.geometry, spacing_zyx, self.model.configuration_manager)
-        return region, np.where(pre, -BACKGROUND_LOGIT, BACKGROUND_LOGIT).astype(np.float32), focal
+        return region, self._region_logits(region), P.is_focus(self._suv, region, seed_zyx, self.click_policy)
 
     def add_box(self, corner_min: Sequence[float], corner_max: Sequence[float], space: str = "world") -> np.ndarray:
         """Box from two inclusive corners (world mm LPS (x, y, z) or original voxel (i, j, k)); one per target."""
@@ -273,11 +296,10 @@ class SegAnyPETSession:
         t, g, shape = self._target(), self.geometry, np.asarray(mask).shape
         if shape != self.array_shape:
             raise ValueError(f"add_mask: mask shape {shape} != image shape (z, y, x) {self.array_shape}")
-        pre = C.mask_to_preprocessed(np.asarray(mask), g, self.properties["spacing"], self.model.configuration_manager)
         full = tuple((0, n) for n in g.preprocessed_shape)
         self._record(t, [full])
-        t.mask_prompt = True
-        t.logits = np.where(pre, -BACKGROUND_LOGIT, BACKGROUND_LOGIT).astype(np.float32)
+        t.mask_prompt, t.reader = True, None
+        t.logits = self._region_logits(mask)
         self._refresh_mask(t, [full])
         return self.mask()
 
@@ -287,7 +309,7 @@ class SegAnyPETSession:
         step = t.history.pop()
         if step is not None:
             del t.points[step.n_points :]
-            t.box, t.crop, t.mask_prompt = step.box, step.crop, step.had_mask_prompt
+            t.box, t.crop, t.mask_prompt, t.reader = step.box, step.crop, step.had_mask_prompt, step.reader
             for bx, old in reversed(step.blocks):
                 if old is None:
                     t.logits = None
@@ -317,11 +339,11 @@ class SegAnyPETSession:
     @property
     def cached_crops(self) -> int:
         """Image embeddings (one per crop) currently cached."""
-        return len(self._cache)
+        return self._decoder.cached
 
     def clear_cache(self) -> None:
         """Forget the cached image embeddings (the next interaction re-runs the encoder)."""
-        self._cache.clear()
+        self._decoder.clear()
 
     # ---------------------------------------------------------------------------------------------- outputs
     def logits(self, name: str | None = None) -> np.ndarray | None:
@@ -378,7 +400,7 @@ class SegAnyPETSession:
     def _record(self, t: _Target, boxes: Sequence[Box]) -> None:
         """Pushes an undo step for ``t``, saving its logits in ``boxes`` (preprocessed voxel space) before a change."""
         blocks = tuple((bx, None if t.logits is None else pack(t.logits[box_slices(bx)])) for bx in boxes)
-        t.history.push(UndoStep(len(t.points), t.box, t.crop, t.mask_prompt, blocks))
+        t.history.push(UndoStep(len(t.points), t.box, t.crop, t.mask_prompt, blocks, t.reader))
 
     def _interact(self, centre: np.ndarray, points: list | None = None, box: tuple | None = None) -> np.ndarray:
         """Applies new prompts to the current target and re-segments around ``centre``; one undo step.
@@ -405,6 +427,7 @@ class SegAnyPETSession:
     def _segment(self, t: _Target, first: Box, points: list, box: tuple | None) -> list[Box]:
         """Runs ``follow_object`` from ``first``; the undo step saves exactly the blocks the crops overwrite."""
         step_start = (len(t.points), t.box, t.crop, t.mask_prompt)
+        reader, t.reader = t.reader, None  # a network step leaves the reader's-region mode
         correction = t.has_positive_prompt() and t.logits is not None
         t.points += points
         if box is not None:
@@ -415,13 +438,13 @@ class SegAnyPETSession:
 
         def segment(bx: Box, prev: np.ndarray) -> np.ndarray:
             old.append((bx, pack(prev)))  # prev is the buffer content this crop overwrites
-            return self._segment_crop(t, bx, prev)
+            return self._decoder.decode(bx, t.points, t.box, prev)
 
         before = t.logits.copy() if correction and points and self.click_policy.local_corrections else None
         visited = follow_object(segment, t.logits, first, self.patch, self.max_crops if self.follow else 1)
         self._apply_click_policy(t, before, points, visited)
         t.crop = first
-        t.history.push(UndoStep(*step_start, tuple(old)))
+        t.history.push(UndoStep(*step_start, tuple(old), reader))
         return visited
 
     def _apply_click_policy(self, t: _Target, before: np.ndarray | None, points: list, visited: list[Box]) -> None:
@@ -432,52 +455,6 @@ class SegAnyPETSession:
             pts, labels = np.array([p for p, _ in points]), [lab for _, lab in points]
             t.logits = P.keep_local_changes(before, t.logits, pts, bbox, labels, self.click_policy.correction_reach)
         P.enforce_clicks(t.logits, t.points, self.click_policy, [box_slices(bx) for bx in visited])
-
-    def _embeddings(self, box: Box) -> list:
-        """Image embeddings of one crop, one per fold network (cached, least recently used evicted).
-
-        Args:
-            box: half-open crop in preprocessed voxel space (P0, P1, P2); crops smaller than the patch (images smaller
-                than the patch) are zero-padded at the high end, so network-input voxel = preprocessed - crop start.
-        """
-        if box in self._cache:
-            self._cache.move_to_end(box)
-            return self._cache[box]
-        x = self._data[(slice(None), *box_slices(box))]
-        pad = [p - s for p, s in zip(self.patch, x.shape[1:], strict=True)]
-        if any(pad):
-            x = torch.nn.functional.pad(x, [v for q in reversed(pad) for v in (0, q)])
-        with torch.no_grad():
-            emb = [net.encode(x[None].to(self.device)) for net in self.networks]
-        self._cache[box] = emb
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return emb
-
-    def _segment_crop(self, t: _Target, box: Box, prev: np.ndarray) -> np.ndarray:
-        """Decoder on one crop; points/box -> network-input voxels (preprocessed - crop start); prev = dense prompt."""
-        start = np.array([a for a, _ in box], float)
-        stop = np.array([b for _, b in box], float)
-        pts = [(p - start, lab) for p, lab in t.points if ((p >= start - 0.5) & (p < stop - 0.5)).all()]
-        kw: dict = {}
-        if pts:
-            kw["points"] = torch.tensor(np.array([p for p, _ in pts]), dtype=torch.float32)[None]
-            kw["point_labels"] = torch.tensor([lab for _, lab in pts], dtype=torch.int64)[None]
-        if t.box is not None:
-            lo, hi = t.box[0] - start, t.box[1] - start
-            hit = bool((hi >= 0).all() and (lo <= stop - start - 1).all())
-            top = np.array(self.patch, float) - 1
-            kw["boxes"] = torch.tensor(np.stack([np.clip(lo, 0, top), np.clip(hi, 0, top)]), dtype=torch.float32)[None]
-            kw["box_mask"] = torch.tensor([hit])
-        dense = np.full(self.patch, BACKGROUND_LOGIT, np.float32)
-        dense[tuple(slice(0, s) for s in prev.shape)] = prev
-        kw["mask"] = torch.from_numpy(dense)[None, None]
-        kw["mask_present"] = torch.tensor([bool((prev > 0).any())])
-        prompts = Prompts(**kw).to(self.device)
-        with torch.no_grad():
-            out = [net.decode(emb, prompts)[0] for net, emb in zip(self.networks, self._embeddings(box), strict=True)]
-        logits = torch.stack(out).mean(0)[0, 0].float().cpu().numpy()
-        return logits[tuple(slice(0, s) for s in prev.shape)]
 
     def _refresh_mask(self, t: _Target, boxes: list) -> None:
         """Re-export the original-space mask where ``boxes`` (preprocessed voxel space) may have changed it."""

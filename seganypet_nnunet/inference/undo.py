@@ -39,6 +39,7 @@ class UndoStep:
         had_mask_prompt: whether ``add_mask`` had seeded the target before it.
         blocks: per overwritten preprocessed box, the old logits (``pack``ed), or None when the target had no logit
             buffer yet.
+        reader: the target's reader-region state before it (``reader_region.ReaderRegion``) or None.
     """
 
     n_points: int
@@ -46,6 +47,7 @@ class UndoStep:
     crop: Box | None
     had_mask_prompt: bool
     blocks: tuple[tuple[Box, bytes | None], ...]
+    reader: object = None
 
     @property
     def nbytes(self) -> int:

@@ -7,9 +7,11 @@ import cc3d
 import numpy as np
 import pytest
 from inference_data import new_session, shared_model
+from scipy import ndimage
 
 from seganypet_nnunet.inference import click_policy as P
 from seganypet_nnunet.inference import coordinates as C
+from seganypet_nnunet.inference import reader_region as RR
 
 SPACING = (2.0, 2.0, 2.0)
 
@@ -47,6 +49,16 @@ def test_keep_local_changes_reverts_distant_changes_only():
     assert np.array_equal(
         P.keep_local_changes(before, after, np.array([[3.0, 3.0, 7.0]]), inner)[2:5, 2:5, 6:9], 5.0 * np.ones((3, 3, 3))
     )
+
+
+def test_a_region_clicked_on_itself_is_a_focus_from_a_lower_contrast():
+    suv, sphere = _hot_sphere(6.0)  # contrast 6: under prior_contrast 7, over prior_contrast_in_region 5
+    policy = P.ClickPolicy()
+    assert P.is_focus(suv, sphere, (15, 15, 15), policy)  # clicked on the hot spot itself
+    assert not P.is_focus(suv, sphere, (15, 15, 20), policy)  # clicked next to it (an organ beside a hot spot)
+    assert not P.is_focus(suv, sphere, (15, 15, 15), P.ClickPolicy(prior_contrast_in_region=7.0))
+    hot, sphere = _hot_sphere(8.0)
+    assert P.is_focus(hot, sphere, (15, 15, 20), policy)  # contrast 8: a focus wherever the click
 
 
 def test_agreement():
@@ -177,3 +189,28 @@ def test_correction_reach_bounds_growth_by_the_clicks_distance_to_the_mask():
     inner = (slice(2, 10), slice(2, 10), slice(10, 30))
     out = P.keep_local_changes(long, gone, np.array([[5.0, 5.0, 6.0]]), inner, [0], reach=2.0)
     np.testing.assert_array_equal(out[inner], long[inner])  # the removal does not touch the click: reverted
+
+
+def test_reader_corrections_move_the_region_without_the_network_and_undo_restores_them(model_paths):
+    image = model_paths[0] / "imagesTs" / "test00_0000.nii.gz"
+    # the region is always the first answer, and its corrections are the reader's whatever the network answered
+    policy = P.ClickPolicy(prior_contrast=0.0, prior_min_share=0.0, reader_max_agreement=1.01)
+    session = new_session(model_paths[1], image, click_policy=policy)
+    suv = session._suv
+    hot = np.unravel_index(int(np.argmax(suv)), suv.shape)
+    first = session.add_point(tuple(float(c) for c in hot[::-1]), space="voxel").astype(bool)
+    state = session._target().reader
+    assert state is not None and state.fraction == policy.prior_fraction
+    region = RR.region(suv, state, session.properties["spacing"], policy.reader_cut_ratio)
+    shell = ndimage.binary_dilation(region, np.ones((3, 3, 3), bool)) & ~region & ~first
+    rim = np.unravel_index(int(np.argmax(np.where(shell, suv, -np.inf))), suv.shape)  # hottest voxel just outside
+    grown = session.add_point(tuple(float(c) for c in rim[::-1]), space="voxel").astype(bool)
+    moved = session._target().reader
+    assert moved.fraction < state.fraction and moved.positives[-1] == rim  # the threshold moved down to the click
+    assert grown[rim] and (grown >= first).all() and grown.sum() > first.sum()  # it only adds, the click included
+    assert set(np.unique(session.logits())) == {-10.0, 10.0}  # a region, not the network's logits
+    assert np.array_equal(session.undo().astype(bool), first) and session._target().reader == state
+    session.click_policy = P.ClickPolicy(prior_contrast=0.0, prior_min_share=0.0, reader_max_agreement=0.0)
+    session.undo()
+    session.add_point(tuple(float(c) for c in hot[::-1]), space="voxel")
+    assert session._target().reader is None  # the network agreed (Dice >= 0): its corrections stand

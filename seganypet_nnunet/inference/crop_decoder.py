@@ -1,0 +1,107 @@
+"""The networks on one crop of the session's image: image embeddings cached per crop (least recently used evicted),
+and the decoder run on a crop with a target's prompts, averaged over the fold networks.
+
+Space: crops are half-open boxes in preprocessed voxel space, axes (P0, P1, P2); points and box corners given to
+``decode`` are preprocessed voxels; inside, network-input voxel = preprocessed voxel - crop start (a crop smaller
+than the patch, at an image smaller than the patch, is zero-padded at the high end).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from seganypet_nnunet.inference.follow import Box, box_slices
+from seganypet_nnunet.inference.revert import BACKGROUND_LOGIT
+from seganypet_nnunet.prompts.types import Prompts
+
+
+class CropDecoder:
+    """Encoder-once, decoder-per-prompt access to the fold networks for one preprocessed image (``set_data``).
+
+    Args:
+        networks: the fold networks (``encode`` / ``decode`` contract, ``model/``), already on ``device``.
+        patch: the patch size (P0, P1, P2) every crop is run at.
+        device: torch device of the networks.
+        cache_size: image embeddings (one per crop) kept in memory.
+    """
+
+    def __init__(self, networks: Sequence[torch.nn.Module], patch: Sequence[int], device, cache_size: int) -> None:
+        self.networks, self.patch, self.device, self.cache_size = list(networks), tuple(patch), device, cache_size
+        self._data: torch.Tensor | None = None
+        self._cache: OrderedDict[Box, list] = OrderedDict()
+
+    def set_data(self, data: torch.Tensor) -> None:
+        """The (C, P0, P1, P2) preprocessed image the crops are taken from; forgets the cached embeddings."""
+        self._data = data
+        self._cache.clear()
+
+    @property
+    def has_data(self) -> bool:
+        return self._data is not None
+
+    @property
+    def cached(self) -> int:
+        """Image embeddings (one per crop) currently cached."""
+        return len(self._cache)
+
+    def clear(self) -> None:
+        """Forget the cached image embeddings (the next decode re-runs the encoder)."""
+        self._cache.clear()
+
+    def embeddings(self, box: Box) -> list:
+        """Image embeddings of one crop ``box``, one per fold network (cached)."""
+        if box in self._cache:
+            self._cache.move_to_end(box)
+            return self._cache[box]
+        x = self._data[(slice(None), *box_slices(box))]
+        pad = [p - s for p, s in zip(self.patch, x.shape[1:], strict=True)]
+        if any(pad):
+            x = torch.nn.functional.pad(x, [v for q in reversed(pad) for v in (0, q)])
+        with torch.no_grad():
+            emb = [net.encode(x[None].to(self.device)) for net in self.networks]
+        self._cache[box] = emb
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return emb
+
+    def decode(
+        self,
+        box: Box,
+        points: Sequence[tuple[np.ndarray, int]],
+        box_prompt: tuple[np.ndarray, np.ndarray] | None,
+        prev: np.ndarray,
+    ) -> np.ndarray:
+        """Logits of one crop ``box`` (shape of ``prev``, preprocessed voxel space) from the decoder.
+
+        Args:
+            box: half-open crop (P0, P1, P2).
+            points: [(preprocessed voxel (3,), label 1/0)]; those outside the crop are left out.
+            box_prompt: (min, max) preprocessed voxel corners or None.
+            prev: the crop's current logits (the dense mask prompt), at most the patch's shape.
+        """
+        start = np.array([a for a, _ in box], float)
+        stop = np.array([b for _, b in box], float)
+        pts = [(p - start, lab) for p, lab in points if ((p >= start - 0.5) & (p < stop - 0.5)).all()]
+        kw: dict = {}
+        if pts:
+            kw["points"] = torch.tensor(np.array([p for p, _ in pts]), dtype=torch.float32)[None]
+            kw["point_labels"] = torch.tensor([lab for _, lab in pts], dtype=torch.int64)[None]
+        if box_prompt is not None:
+            lo, hi = box_prompt[0] - start, box_prompt[1] - start
+            hit = bool((hi >= 0).all() and (lo <= stop - start - 1).all())
+            top = np.array(self.patch, float) - 1
+            kw["boxes"] = torch.tensor(np.stack([np.clip(lo, 0, top), np.clip(hi, 0, top)]), dtype=torch.float32)[None]
+            kw["box_mask"] = torch.tensor([hit])
+        dense = np.full(self.patch, BACKGROUND_LOGIT, np.float32)
+        dense[tuple(slice(0, s) for s in prev.shape)] = prev
+        kw["mask"] = torch.from_numpy(dense)[None, None]
+        kw["mask_present"] = torch.tensor([bool((prev > 0).any())])
+        prompts = Prompts(**kw).to(self.device)
+        with torch.no_grad():
+            out = [net.decode(emb, prompts)[0] for net, emb in zip(self.networks, self.embeddings(box), strict=True)]
+        logits = torch.stack(out).mean(0)[0, 0].float().cpu().numpy()
+        return logits[tuple(slice(0, s) for s in prev.shape)]
