@@ -10,7 +10,7 @@ network refining the prior, ``answer`` = the prior kept as the first answer, ``a
 well-delineated focus or the network agrees with it; ``noshare`` = ``agree`` with corrections bounded to 2x the
 click's distance to the mask; ``reach2`` = ``noshare`` where a focus that is under 10 % of the network's answer, the
 rest of it warm (SUV >= 1.5), gives way to that answer; ``inregion`` = ``reach2`` where a region clicked on itself
-counts as a focus from contrast 5 (not 7); ``reader`` = the session default: ``inregion`` with reader corrections
+counts as a focus from contrast 5 (not 7); ``rcorr`` = the session default: ``inregion`` with reader corrections
 (a target the region answered is corrected by moving the threshold or cutting at the SUV valley,
 ``inference/reader_region.py``); ``reach3`` = ``reach2`` with 3x; ``gate2`` = ``agree`` with the prior from a local
 SUVmax of 2 instead of 4, ``gate2reach2`` = the default with that gate); then the monotonicity figures per policy.
@@ -47,13 +47,13 @@ POLICIES = (
     "noshare",
     "reach2",
     "inregion",
-    "reader",
+    "rcorr",
     "reach3",
     "gate2",
     "gate2reach2",
 )
 #: policies whose missed targets are listed
-COMPLETE = ("all", "answer", "agree", "noshare", "reach2", "inregion", "reader", "reach3", "gate2", "gate2reach2")
+COMPLETE = ("all", "answer", "agree", "noshare", "reach2", "inregion", "rcorr", "reach3", "gate2", "gate2reach2")
 
 
 def policies():
@@ -73,7 +73,7 @@ def policies():
         "noshare": ClickPolicy(prior_min_share=0.0, prior_contrast_in_region=7.0, reader_corrections=False),
         "reach2": ClickPolicy(prior_contrast_in_region=7.0, reader_corrections=False),
         "inregion": ClickPolicy(reader_corrections=False),
-        "reader": ClickPolicy(),  # the session default
+        "rcorr": ClickPolicy(),  # the session default
         "reach3": ClickPolicy(correction_reach=3.0, prior_contrast_in_region=7.0, reader_corrections=False),
         "gate2": ClickPolicy(prior_min_suvmax=2.0, prior_min_share=0.0, correction_reach=None),
         "gate2reach2": ClickPolicy(prior_min_suvmax=2.0),
