@@ -53,6 +53,7 @@ setup(
         "acvl_utils>=0.2",
         "numpy",
         "scipy",
+        "scikit-image",  # watershed (inference/reader_region.py); nnU-Net needs it too
         "pydicom>=2.4",
         "connected-components-3d>=3.12",
         "matplotlib",

@@ -2,7 +2,9 @@
 reader corrects a threshold region, instead of going through the network (docs/DESIGN.md, "Clicks on PET").
 
 When the session answers a first click with the reader's region (``click_policy.prior_is_answer``: a bladder, a
-brain, a lesion in soft tissue), the target keeps a ``ReaderRegion`` state and its corrections mean:
+lesion in soft tissue) and the network's own first answer agreed with it less than ``ClickPolicy.reader_max_agreement``
+(the network does not know this target; it knows a brain), the target keeps a ``ReaderRegion`` state and its
+corrections mean:
 
 - a positive click outside the region lowers the threshold to the clicked voxel's SUV (never raises it), and the
   region is every 26-connected component of SUV >= threshold that holds a positive click: the clicked voxel joins
