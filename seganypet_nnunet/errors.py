@@ -3,7 +3,10 @@
 A user error (bad file, bad field, bad flag value) raises a ``SeganypetError`` whose message is ONE line naming the
 file or field and what is wrong. ``cli_entry`` turns it into ``seganypet_<cmd>: error: <message>`` on stderr and exit
 status 1, without a traceback; ``--verbose`` on the command line or ``SEGANYPET_DEBUG=1`` in the environment show the
-traceback too. SIGTERM is turned into ``SystemExit`` so ``finally`` blocks (staging folders) still run.
+traceback too. SIGTERM is turned into ``SystemExit`` so ``finally`` blocks (staging folders) still run — in the
+command's own process only: a process forked from it (nnU-Net's ``multiprocessing.Pool`` workers) gets the default
+action back, so a pool's ``terminate()`` kills its workers (a ``SystemExit`` raised inside a worker can be swallowed,
+e.g. in a ``__del__``, and leave the worker waiting forever on a queue lock its parent holds).
 """
 
 from __future__ import annotations
@@ -75,6 +78,15 @@ def one_line(error: BaseException) -> str:
 
 def _on_sigterm(signum, frame) -> None:
     raise SystemExit(EXIT_SIGTERM)
+
+
+def _default_sigterm_in_child() -> None:
+    """After ``os.fork``, in the child: our SIGTERM handler goes back to the default action (module docstring)."""
+    if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=_default_sigterm_in_child)
 
 
 F = TypeVar("F", bound=Callable[..., None])
