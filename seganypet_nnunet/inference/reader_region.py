@@ -53,15 +53,21 @@ class ReaderRegion:
 
 
 def start(
-    suv_zyx: np.ndarray, seed_zyx: Sequence[float], spacing_zyx: Sequence[float], fraction: float
+    suv_zyx: np.ndarray,
+    seed_zyx: Sequence[float],
+    spacing_zyx: Sequence[float],
+    fraction: float,
+    region_zyx: np.ndarray | None = None,
 ) -> ReaderRegion:
     """The state of the reader's region of a first click at array index ``seed_zyx`` (``click_policy.pet_prior``'s
-    region: SUV >= ``fraction`` x local SUVmax grown from the hottest voxel). Its positive marker is the click when
-    the click lies in the region, else the hottest voxel."""
+    region: SUV >= ``fraction`` x local SUVmax grown from the hottest voxel; pass it as ``region_zyx`` when it is at
+    hand, else it is grown here). Its positive marker is the click when the click lies in the region, else the
+    hottest voxel."""
     peak = R.local_max(suv_zyx, seed_zyx, spacing_zyx)
     seed = R.seed_index(seed_zyx, suv_zyx.shape)
-    inside = R.grow(suv_zyx >= fraction * peak.value, peak.index)[seed]
-    return ReaderRegion(peak.value, fraction, (seed if inside else peak.index,))
+    if region_zyx is None:
+        region_zyx = R.grow(suv_zyx >= fraction * peak.value, peak.index)
+    return ReaderRegion(peak.value, fraction, (seed if region_zyx[seed] else peak.index,))
 
 
 def region(suv_zyx: np.ndarray, state: ReaderRegion, spacing_zyx: Sequence[float], cut_ratio: float) -> np.ndarray:

@@ -226,9 +226,8 @@ class SegAnyPETSession:
             if P.prior_is_answer(region, mask > 0, self._suv, focal, self.click_policy):
                 t.logits = prior  # the reader's region is the answer
                 if P.agreement(region, mask > 0) < self.click_policy.reader_max_agreement:  # the network is unsure
-                    t.reader = RR.start(
-                        self._suv, seed_zyx, self.properties["spacing"], self.click_policy.prior_fraction
-                    )
+                    spacing_zyx, fraction = self.properties["spacing"], self.click_policy.prior_fraction
+                    t.reader = RR.start(self._suv, seed_zyx, spacing_zyx, fraction, region)
                 self._refresh_mask(t, [tuple((0, n) for n in self.geometry.preprocessed_shape)])
                 return self.mask()
         return mask
