@@ -14,7 +14,6 @@ buffers live in preprocessed voxel space, axes (P0, P1, P2) = array axes (z, y, 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -30,29 +29,12 @@ from seganypet_nnunet.inference.follow import Box, box_slices, centred_box, foll
 from seganypet_nnunet.inference.image_input import preprocess_image, read_image
 from seganypet_nnunet.inference.model_folder import LoadedModel, load_model_folder
 from seganypet_nnunet.inference.revert import BACKGROUND_LOGIT, RegionReverter
-from seganypet_nnunet.inference.undo import UndoHistory, UndoStep, pack, unpack
+from seganypet_nnunet.inference.target import Target
+from seganypet_nnunet.inference.undo import UndoHistory, pack
 from seganypet_nnunet.validation import check_not_truncated
 
 DEFAULT_UNDO_DEPTH = 32
 DEFAULT_UNDO_BYTES = 64 * 2**20
-
-
-@dataclass
-class _Target:
-    """One target: prompts in preprocessed voxel space (P0, P1, P2), its logit buffer and its undo history."""
-
-    name: str
-    history: UndoHistory
-    points: list[tuple[np.ndarray, int]] = field(default_factory=list)
-    box: tuple[np.ndarray, np.ndarray] | None = None
-    crop: Box | None = None
-    mask_prompt: bool = False  # add_mask seeded this target
-    logits: np.ndarray | None = None  # (P0, P1, P2) float32, preprocessed voxel space
-    mask_t: np.ndarray | None = None  # uint8, transposed, uncropped array space (nnU-Net's shape_before_cropping)
-    reader: RR.ReaderRegion | None = None  # the reader's region answered: corrections re-threshold (reader_region.py)
-
-    def has_positive_prompt(self) -> bool:
-        return self.box is not None or self.mask_prompt or any(label == 1 for _, label in self.points)
 
 
 class SegAnyPETSession:
@@ -102,7 +84,7 @@ class SegAnyPETSession:
         self.image_size_ijk: tuple[int, int, int] | None = None  #: original voxel (i, j, k) size
         self._reverter: RegionReverter | None = None
         self._suv: np.ndarray | None = None  # (z, y, x) first channel, original geometry (the PET prior's SUV)
-        self._targets: OrderedDict[str, _Target] = OrderedDict()
+        self._targets: OrderedDict[str, Target] = OrderedDict()
         self._current: str | None = None
 
     @classmethod
@@ -189,16 +171,16 @@ class SegAnyPETSession:
             self._targets[name] = self._new_target_state(name)
         self._current = name
 
-    def _new_target_state(self, name: str) -> _Target:
-        return _Target(name, UndoHistory(self.undo_depth, self.undo_bytes))
+    def _new_target_state(self, name: str) -> Target:
+        return Target(name, UndoHistory(self.undo_depth, self.undo_bytes))
 
-    def _get(self, name: str | None, what: str) -> _Target:
+    def _get(self, name: str | None, what: str) -> Target:
         """Target ``name`` (default: the current one); ValueError naming the known targets if there is none."""
         if name is not None and name not in self._targets:
             raise ValueError(f"{what}: unknown target {name!r}; known targets: {list(self._targets)}")
         return self._targets[name] if name is not None else self._target()
 
-    def _target(self) -> _Target:
+    def _target(self) -> Target:
         self._require_image()
         if self._current is None:  # prompts before any new_target(): a default target
             self.new_target("target_1")
@@ -232,11 +214,11 @@ class SegAnyPETSession:
                 return self.mask()
         return mask
 
-    def _set_region(self, t: _Target, region_zyx: np.ndarray, reader: RR.ReaderRegion, points: list) -> np.ndarray:
+    def _set_region(self, t: Target, region_zyx: np.ndarray, reader: RR.ReaderRegion, points: list) -> np.ndarray:
         """One undo step: ``t``'s answer becomes the bool (z, y, x) ``region_zyx`` of the reader-region state
         ``reader``, with ``points`` (preprocessed voxel, label) added; returns the mask."""
         full = tuple((0, n) for n in self.geometry.preprocessed_shape)
-        self._record(t, [full])
+        t.record([full])
         t.points += points
         t.reader, t.logits = reader, self._region_logits(region_zyx)
         self._refresh_mask(t, [full])
@@ -296,7 +278,7 @@ class SegAnyPETSession:
         if shape != self.array_shape:
             raise ValueError(f"add_mask: mask shape {shape} != image shape (z, y, x) {self.array_shape}")
         full = tuple((0, n) for n in g.preprocessed_shape)
-        self._record(t, [full])
+        t.record([full])
         t.mask_prompt, t.reader = True, None
         t.logits = self._region_logits(mask)
         self._refresh_mask(t, [full])
@@ -305,18 +287,9 @@ class SegAnyPETSession:
     def undo(self) -> np.ndarray:
         """Revert the current target's last interaction; returns its mask (unchanged if there is nothing to undo)."""
         t = self._target()
-        step = t.history.pop()
-        if step is not None:
-            del t.points[step.n_points :]
-            t.box, t.crop, t.mask_prompt, t.reader = step.box, step.crop, step.had_mask_prompt, step.reader
-            for bx, old in reversed(step.blocks):
-                if old is None:
-                    t.logits = None
-                else:
-                    t.logits[box_slices(bx)] = unpack(old, bx)
-            if not t.points and t.box is None and not t.mask_prompt:
-                t.logits = None  # no prompt left (a PET prior seeded the buffer before the first click)
-            self._refresh_mask(t, [bx for bx, _ in step.blocks])
+        boxes = t.undo()
+        if boxes is not None:
+            self._refresh_mask(t, boxes)
         return self.mask()
 
     def reset(self) -> np.ndarray:
@@ -384,7 +357,7 @@ class SegAnyPETSession:
         self._require_image()
         return C.prompt_to_voxel(coords, space, self.reference, self.image_size_ijk, what, check)
 
-    def _check_points(self, t: _Target, labels: list[int], what: str) -> None:
+    def _check_points(self, t: Target, labels: list[int], what: str) -> None:
         """Rejects negative-only prompting of an empty target and more points than the model accepts."""
         if not any(labels) and not t.has_positive_prompt():
             raise ValueError(
@@ -395,11 +368,6 @@ class SegAnyPETSession:
                 f"{what}: target {t.name!r} would have {len(t.points) + len(labels)} points; the model accepts at "
                 f"most {self.max_points} (undo, reset or start a new target)"
             )
-
-    def _record(self, t: _Target, boxes: Sequence[Box]) -> None:
-        """Pushes an undo step for ``t``, saving its logits in ``boxes`` (preprocessed voxel space) before a change."""
-        blocks = tuple((bx, None if t.logits is None else pack(t.logits[box_slices(bx)])) for bx in boxes)
-        t.history.push(UndoStep(len(t.points), t.box, t.crop, t.mask_prompt, blocks, t.reader))
 
     def _interact(self, centre: np.ndarray, points: list | None = None, box: tuple | None = None) -> np.ndarray:
         """Applies new prompts to the current target and re-segments around ``centre``; one undo step.
@@ -423,10 +391,10 @@ class SegAnyPETSession:
         self._refresh_mask(t, visited)
         return self.mask()
 
-    def _segment(self, t: _Target, first: Box, points: list, box: tuple | None) -> list[Box]:
+    def _segment(self, t: Target, first: Box, points: list, box: tuple | None) -> list[Box]:
         """Runs ``follow_object`` from ``first``; the undo step saves exactly the blocks the crops overwrite."""
-        step_start = (len(t.points), t.box, t.crop, t.mask_prompt)
-        reader, t.reader = t.reader, None  # a network step leaves the reader's-region mode
+        state = t.state()
+        t.reader = None  # a network step leaves the reader's-region mode
         correction = t.has_positive_prompt() and t.logits is not None
         t.points += points
         if box is not None:
@@ -443,10 +411,10 @@ class SegAnyPETSession:
         visited = follow_object(segment, t.logits, first, self.patch, self.max_crops if self.follow else 1)
         self._apply_click_policy(t, before, points, visited)
         t.crop = first
-        t.history.push(UndoStep(*step_start, tuple(old), reader))
+        t.push(state, old)
         return visited
 
-    def _apply_click_policy(self, t: _Target, before: np.ndarray | None, points: list, visited: list[Box]) -> None:
+    def _apply_click_policy(self, t: Target, before: np.ndarray | None, points: list, visited: list[Box]) -> None:
         """Local corrections (``before``: the buffer before this step) and click consistency, inside ``visited``."""
         if before is not None:
             bbox = tuple(slice(min(b[a][0] for b in visited), max(b[a][1] for b in visited)) for a in range(3))
@@ -455,7 +423,7 @@ class SegAnyPETSession:
             t.logits = P.keep_local_changes(before, t.logits, pts, bbox, labels, self.click_policy.correction_reach)
         P.enforce_clicks(t.logits, t.points, self.click_policy, [box_slices(bx) for bx in visited])
 
-    def _refresh_mask(self, t: _Target, boxes: list) -> None:
+    def _refresh_mask(self, t: Target, boxes: list) -> None:
         """Re-export the original-space mask where ``boxes`` (preprocessed voxel space) may have changed it."""
         if t.logits is None:
             t.mask_t = None
