@@ -36,7 +36,7 @@ SCRIPTS = {
     "seganypet_plan_and_preprocess": "seganypet_nnunet.run.plan_and_preprocess:plan_and_preprocess_entry",
     "seganypet_train": "seganypet_nnunet.run.train:train_entry",
     "seganypet_predict": "seganypet_nnunet.inference.predict:predict_entry",
-    "seganypet_evaluate": "seganypet_nnunet.evaluation.interactive:evaluate_entry",
+    "seganypet_evaluate": "seganypet_nnunet.evaluation.evaluate_cli:evaluate_entry",
 }
 DS, NAME, PLANS = 901, "Syn", "SegAnyPETPlansTiny"
 

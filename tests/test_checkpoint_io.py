@@ -82,7 +82,7 @@ def test_predict(evil, model, tmp_path, capsys, mode):
 
 
 def test_evaluate(evil, model, tmp_path, capsys):
-    from seganypet_nnunet.evaluation.interactive import evaluate_entry
+    from seganypet_nnunet.evaluation.evaluate_cli import evaluate_entry
 
     folder, marker = evil
     raw, _ = model

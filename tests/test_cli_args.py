@@ -18,7 +18,7 @@ ENTRIES = {
         ["-i", "in", "-o", "out", "-d", "990"],
     ),
     "seganypet_evaluate": (
-        "seganypet_nnunet.evaluation.interactive",
+        "seganypet_nnunet.evaluation.evaluate_cli",
         "evaluate_entry",
         ["-i", "i", "-ref", "r", "-o", "o", "-d", "990"],
     ),

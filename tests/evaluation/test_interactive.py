@@ -262,7 +262,7 @@ def test_bad_inputs_raise_clear_errors(raw: Path):
 def test_cli_with_real_session_on_untrained_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
     pytest.importorskip("seganypet_nnunet.inference.session")
     inference_data = pytest.importorskip("inference_data")
-    from seganypet_nnunet.evaluation.interactive import evaluate_entry
+    from seganypet_nnunet.evaluation.evaluate_cli import evaluate_entry
 
     raw_folder, model = inference_data.setup_model(tmp_path, monkeypatch)
     out = tmp_path / "eval"

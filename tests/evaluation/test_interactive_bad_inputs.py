@@ -8,7 +8,7 @@ import pytest
 from bad_files import assert_one_line_error, label_with_value, run_entry, shifted, snapshot, with_nan
 from inference_data import shared_model
 
-from seganypet_nnunet.evaluation.interactive import evaluate_entry
+from seganypet_nnunet.evaluation.evaluate_cli import evaluate_entry
 
 CMD = "seganypet_evaluate"
 

@@ -119,7 +119,8 @@ def test_surface_dice_warns_when_tolerance_below_largest_spacing():
 def test_nsd_library_default_equals_cli_default():
     import inspect
 
-    from seganypet_nnunet.evaluation.interactive import evaluate_entry, evaluate_interactive
+    from seganypet_nnunet.evaluation.evaluate_cli import evaluate_entry
+    from seganypet_nnunet.evaluation.interactive import evaluate_interactive
     from seganypet_nnunet.evaluation.metrics import DEFAULT_TOLERANCE_MM
 
     assert inspect.signature(compute_target_metrics).parameters["tolerance_mm"].default == DEFAULT_TOLERANCE_MM

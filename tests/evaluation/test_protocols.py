@@ -36,7 +36,7 @@ def _write_clicks(raw_folder: Path, clicks_dir: Path) -> None:
 @pytest.mark.slow
 def test_protocols_cli_with_real_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
     inference_data = pytest.importorskip("inference_data")
-    from seganypet_nnunet.evaluation.interactive import evaluate_entry
+    from seganypet_nnunet.evaluation.evaluate_cli import evaluate_entry
 
     raw_folder, model = inference_data.setup_model(tmp_path, monkeypatch)
     _write_clicks(raw_folder, tmp_path / "clicks")
