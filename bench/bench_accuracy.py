@@ -83,8 +83,8 @@ def main() -> None:
     print(f"{'structure':>14s} | {'nnU-Net':>12s} | {'ours':>12s}")
     for name in sorted(set(auto) & set(baseline)):
         print(f"{name + (' *' if name in unseen else ''):>14s} | {_ms(baseline[name]):>12s} | {_ms(auto[name]):>12s}")
-    ours_means = [float(np.mean([r["automatic"] for r in rows if r["automatic"] is not None])) for rows in per_seed]
-    base_means = [float(np.mean([r["baseline"] for r in rows if r["baseline"] is not None])) for rows in per_seed]
+    ours_means = [_mean(rows, "automatic") for rows in per_seed]
+    base_means = [_mean(rows, "baseline") for rows in per_seed]
     ratios = [o / b for o, b in zip(ours_means, base_means, strict=True) if b > 0]
     print(
         f"automatic Dice, mean over structures: ours {_ms(ours_means)} | nnU-Net {_ms(base_means)} | "
