@@ -1,4 +1,4 @@
-"""``seganypet_demo``: the whole product on built-in synthetic whole-body PET, on a 2-core CPU in about 25-30 minutes.
+"""``seganypet_demo``: the whole product on built-in synthetic whole-body PET, in minutes on a 2-core CPU.
 
 Generate a dataset → plan and preprocess (ours + the nnU-Net baseline, same fingerprint, same backbone) → train a small
 SegAnyPET model and the nnU-Net baseline on the same short budget → predict automatically → simulate clicks and

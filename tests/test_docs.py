@@ -109,6 +109,11 @@ def help_text(script: str) -> str:
 COMMANDS = documented_commands()
 
 
+def test_readme_fits_one_screenful_of_topics() -> None:
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 150, f"README.md has {len(lines)} lines; move detail to a docs/ page (limit 150)"
+
+
 def test_the_docs_name_commands() -> None:
     assert len(COMMANDS) >= 20, "the bash blocks of README.md and docs/*.md should name our commands"
 
