@@ -49,7 +49,7 @@ def main() -> None:
     sys.path.insert(0, HERE)
     from bench_train_throughput import PLANS_OF_PLANNER, build, make_dataset, timed_steps
 
-    from seganypet_nnunet.run.train import make_device
+    from seganypet_nnunet.cli_args import make_device
     from seganypet_nnunet.trainers.registry import get_trainer_class
 
     device = make_device(a.device)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from seganypet_nnunet.dataset_conversion.autopet_clicks import parse_autopet_clicks, prompts_document
+from seganypet_nnunet.dataset_conversion.autopet_clicks import parse_autopet_clicks
 from seganypet_nnunet.dataset_conversion.common import (
     CHANNEL_HELP,
     ConversionError,
@@ -43,10 +43,16 @@ from seganypet_nnunet.dataset_conversion.common import (
     write_splits,
 )
 from seganypet_nnunet.errors import cli_entry
+from seganypet_nnunet.prompts.prompt_file import SCHEMA
 
 CASE_RE = re.compile(r"^(?P<tracer>fdg|psma)_(?P<patient>[^_]+)_(?P<date>\d{4}-\d{2}-\d{2})$")
 FILE_RE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})\.nii\.gz$")
 LABELS = {"background": 0, "lesion": 1}
+
+
+def prompts_document(cases: dict[str, dict]) -> dict:
+    """Wrap per-case entries (``parse_autopet_clicks``) into the top-level prompt document (``prompt_file.SCHEMA``)."""
+    return {"schema": SCHEMA, "cases": dict(sorted(cases.items()))}
 
 
 def find_autopet_iv_cases(source_dir: Path) -> dict[str, re.Match]:

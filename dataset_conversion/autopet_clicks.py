@@ -7,7 +7,7 @@ autoPET IV ships clicks in two forms (``lab-midas/autoPETCTIV``, ``clicks`` fold
 
 Their coordinates are voxel indices in nibabel array order of the PET/label grid. For a NIfTI file nibabel's data axes
 are the file's voxel axes, which are exactly ITK's index order (i, j, k); so the values are kept unchanged as **original
-voxel** coordinates (DESIGN.md), checked to lie inside ``image`` by the one bounds rule (``coordinates.inside_image``:
+voxel** coordinates (DESIGN.md), checked to lie in ``image`` by the one bounds rule (``prompts.bounds.inside_image``:
 -0.5 <= c <= size - 0.5). ``tumor`` clicks become positive points, ``background`` clicks negative points of one target
 named ``"lesion"``.
 
@@ -26,8 +26,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from seganypet_nnunet.dataset_conversion.common import ConversionError
-from seganypet_nnunet.inference.coordinates import inside_image
-from seganypet_nnunet.prompts.prompt_file import SCHEMA
+from seganypet_nnunet.prompts.bounds import inside_image
 
 CLICK_KINDS = {"tumor": True, "tumour": True, "lesion": True, "background": False}
 
@@ -88,8 +87,3 @@ def parse_autopet_clicks(path: Path, image: sitk.Image | sitk.ImageFileReader) -
             raise ConversionError(f"{path}: unknown click name {kind!r}; expected one of {sorted(CLICK_KINDS)}")
         points.append(_point(coord, size, path, kind))
     return {"targets": [{"name": "lesion", "points": points, "boxes": []}]}
-
-
-def prompts_document(cases: dict[str, dict]) -> dict:
-    """Wrap per-case entries into the top-level prompt document."""
-    return {"schema": SCHEMA, "cases": dict(sorted(cases.items()))}

@@ -17,7 +17,7 @@ from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_en
     nnUNetPlannerResEncM,
 )
 
-from seganypet_nnunet.cli_args import DEFAULT_PLANS
+from seganypet_nnunet.defaults import DEFAULT_PLANS
 from seganypet_nnunet.model.image_encoder import token_level
 from seganypet_nnunet.planners.presets import PresetCapsMixin, SmallPreset, TinyPreset
 

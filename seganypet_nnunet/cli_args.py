@@ -12,11 +12,10 @@ from pathlib import Path
 
 import torch
 
+from seganypet_nnunet.defaults import DEFAULT_PLANS, DEFAULT_TRAINER
 from seganypet_nnunet.errors import SeganypetError, as_user_error
 from seganypet_nnunet.validation import check_device
 
-DEFAULT_PLANS = "SegAnyPETPlans"  # SegAnyPETPlanner's plans identifier (planners/seganypet_planner.py uses this)
-DEFAULT_TRAINER = "SegAnyPETTrainer"
 DEVICES = ("cuda", "cpu", "mps")
 CUDA = torch.device("cuda")  # nnU-Net's default device
 

@@ -1,4 +1,4 @@
-"""``seganypet_demo``: the whole product on built-in synthetic whole-body PET, on a 2-core CPU in about 25-30 minutes.
+"""``seganypet_demo``: the whole product on built-in synthetic whole-body PET, in minutes on a 2-core CPU.
 
 Generate a dataset → plan and preprocess (ours + the nnU-Net baseline, same fingerprint, same backbone) → train a small
 SegAnyPET model and the nnU-Net baseline on the same short budget → predict automatically → simulate clicks and
@@ -99,6 +99,7 @@ def run_demo(settings: DemoSettings) -> dict:
     from seganypet_nnunet.evaluation.interactive import evaluate_model_folder
     from seganypet_nnunet.evaluation.summary import format_reference_table, format_structure_table, structure_table
     from seganypet_nnunet.inference.predict import predict_automatic
+    from seganypet_nnunet.machine import machine_line
     from seganypet_nnunet.run.plan_and_preprocess import plan_and_preprocess
     from seganypet_nnunet.synthetic import SyntheticConfig, make_dataset
 
@@ -152,7 +153,7 @@ def run_demo(settings: DemoSettings) -> dict:
     evaluation = settings.output / "evaluation"
     print(
         f"\nsummary: {evaluation / 'summary.json'}\nplot:    {evaluation / 'dice_vs_clicks.png'}\n"
-        f"overlay: {overlay}\ntotal:   {(time.perf_counter() - start) / 60:.1f} min"
+        f"overlay: {overlay}\ntotal:   {(time.perf_counter() - start) / 60:.1f} min on {machine_line()}"
     )
     return {
         "table": rows,
@@ -167,7 +168,7 @@ def demo_entry() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(
-        description="SegAnyPET-in-nnU-Net demo on synthetic whole-body PET (about 25-30 min on a 2-core CPU)."
+        description="SegAnyPET-in-nnU-Net demo on synthetic whole-body PET (timings: docs/benchmarks.md)."
     )
     parser.add_argument(
         "-o",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from pathlib import Path
@@ -53,7 +54,9 @@ def dataset_folder_name(dataset_id: int, name: str) -> str:
 
 
 def trainer_ext_folder() -> Path:
-    """The folder to put in ``nnUNet_extTrainer`` so stock nnU-Net 2.8+ finds our trainers by name."""
-    from seganypet_nnunet.trainers import nnunet_ext
+    """The folder to put in ``nnUNet_extTrainer`` so stock nnU-Net 2.8+ finds our trainers by name.
 
-    return Path(nnunet_ext.__file__).parent
+    Located, not imported: ``paths`` sits below every stage, so it does not import the trainers.
+    """
+    spec = importlib.util.find_spec("seganypet_nnunet.trainers")
+    return Path(spec.submodule_search_locations[0]) / "nnunet_ext"

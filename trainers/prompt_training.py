@@ -157,7 +157,8 @@ def pet_prior_prompts(
     rng: np.random.Generator | None,
     probability: float,
 ) -> tuple[np.ndarray | None, np.ndarray]:
-    """The session's PET prior (``inference/click_policy.py``) for the first clicks of a batch, as a training prompt.
+    """The session's PET prior (``prompts.pet_regions.prior_region`` with the default gate of
+    ``inference/click_policy.py``) for the first clicks of a batch, as a training prompt.
 
     Args:
         suv: (B, P0, P1, P2) float SUV patches (the PET channel; the planner keeps SUV unnormalised).
@@ -169,13 +170,13 @@ def pet_prior_prompts(
     Returns:
         (priors (B, P0, P1, P2) bool or None when no sample got one, has (B,) bool).
     """
-    from seganypet_nnunet.inference.click_policy import DEFAULT_POLICY, pet_prior
+    from seganypet_nnunet.prompts.pet_regions import prior_region
 
     has = np.zeros(len(valid), bool)
     priors = np.zeros(suv.shape, bool)
     for b in np.flatnonzero(valid & (state.labels[:, 0] == 1)):
         if rng is None or rng.random() < probability:  # rng None: deterministic (tests), every sample tries
-            region = pet_prior(suv[b], state.points[b, 0], spacing, DEFAULT_POLICY)
+            region = prior_region(suv[b], state.points[b, 0], spacing)
             if region is not None:
                 priors[b], has[b] = region, True
     return (priors if has.any() else None), has

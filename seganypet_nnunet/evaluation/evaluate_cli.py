@@ -25,7 +25,7 @@ def evaluate_entry(argv: list[str] | None = None) -> None:
         require_model_choice,
         resolve_model_folder,
     )
-    from seganypet_nnunet.evaluation.protocols import add_protocol_arguments, run_protocol
+    from seganypet_nnunet.evaluation.protocol_cli import add_protocol_arguments, run_protocol
     from seganypet_nnunet.inference.click_policy import ClickPolicy
 
     p = argparse.ArgumentParser(description="Simulated-click interactive evaluation of a SegAnyPET model.")

@@ -1,5 +1,6 @@
-"""Shared plumbing of the challenge protocols (autoPET IV clicks, autoPET V scribbles) behind ``seganypet_evaluate
---protocol autopet_iv|autopet_v``: the model adapter, the lesion label, the automatic step 0 and the CLI wiring.
+"""Shared plumbing of the challenge protocols (autoPET IV clicks, autoPET V scribbles): the model adapter, the lesion
+label and the automatic step 0. ``autopet_iv.py`` and ``autopet_v.py`` build on it; ``protocol_cli.py`` wires both
+into ``seganypet_evaluate --protocol autopet_iv|autopet_v``.
 
 Step 0 of both protocols is the model's AUTOMATIC prediction (nnU-Net sliding window, no prompt) of the lesion label:
 from ``-auto_pred`` label maps when given, else predicted into ``OUT/automatic``. The interactive steps then start from
@@ -8,17 +9,14 @@ it: the session's lesion target is initialised with that mask (``add_mask``, a d
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
-from seganypet_nnunet.errors import SeganypetError
 from seganypet_nnunet.evaluation.summary import read_label_array
 from seganypet_nnunet.io_utils import read_json_object
 
-PROTOCOLS = ("clicks", "sam_med3d", "both", "autopet_iv", "autopet_v")
 LESION_NAMES = ("lesion", "lesions", "tumor", "tumour")
 TARGET = "lesion"
 
@@ -95,42 +93,3 @@ def automatic_mask(folder: Path, case_id: str, ending: str, lesion_value: int, s
     if arr.shape != tuple(shape):
         raise ValueError(f"case {case_id}: automatic prediction in {folder} has shape {arr.shape}, image {shape}")
     return arr == lesion_value
-
-
-def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--protocol``, ``-clicks`` and ``-n_scribbles`` for ``seganypet_evaluate``."""
-    parser.add_argument(
-        "--protocol",
-        default="clicks",
-        choices=PROTOCOLS,
-        help="[OPTIONAL] clicks (our simulated-click protocol, default: summary.json); sam_med3d (SAM-Med3D's oracle "
-        "protocol: crop on the ground-truth box, random error-region clicks: summary_sam_med3d.json); both (clicks and "
-        "sam_med3d); autopet_iv (step 0 automatic, then the "
-        "click JSON's tumour/background pairs: OUT/predictions/CASE_pred0..10 + autopet_iv_score.json); autopet_v "
-        "(automatic + simulated scribbles: autopet_v_score.json)",
-    )
-    parser.add_argument("-clicks", default=None, help="[OPTIONAL] autopet_iv: folder of CASE.json click files")
-    help_scribbles = "[OPTIONAL] autopet_v: scribbles (seeded by -seed). Default: 5"
-    parser.add_argument("-n_scribbles", type=int, default=5, help=help_scribbles)
-
-
-def run_protocol(args: argparse.Namespace, folds: Sequence[int | str]) -> dict:
-    """Runs ``args.protocol`` (autopet_iv / autopet_v) from parsed ``seganypet_evaluate`` arguments."""
-    common = {
-        "auto_pred": Path(args.auto_pred) if args.auto_pred else None,
-        "folds": folds,
-        "checkpoint": args.chk,
-        "device": args.device,
-    }
-    if args.protocol == "autopet_iv":
-        from seganypet_nnunet.evaluation.autopet_iv import run_autopet_iv
-
-        if args.clicks is None:
-            raise SeganypetError("--protocol autopet_iv: needs -clicks FOLDER (CASE.json click files)")
-        clicks = Path(args.clicks)
-        return run_autopet_iv(Path(args.m), Path(args.i), clicks, Path(args.o), ref_dir=Path(args.ref), **common)
-    from seganypet_nnunet.evaluation.autopet_v import run_autopet_v
-
-    return run_autopet_v(
-        Path(args.m), Path(args.i), Path(args.ref), Path(args.o), n_scribbles=args.n_scribbles, seed=args.seed, **common
-    )

@@ -39,7 +39,6 @@ from typing import Sequence
 
 import cc3d
 import numpy as np
-from scipy import ndimage
 
 from seganypet_nnunet.prompts import pet_regions as R
 
@@ -53,9 +52,9 @@ class ClickPolicy:
     """Switches and thresholds of the rules above (defaults: all on)."""
 
     pet_prior: bool = True
-    prior_fraction: float = 0.41
-    prior_min_suvmax: float = 4.0
-    prior_max_ml: float = 1500.0
+    prior_fraction: float = R.PRIOR_FRACTION
+    prior_min_suvmax: float = R.PRIOR_MIN_SUVMAX
+    prior_max_ml: float = R.PRIOR_MAX_ML
     prior_answer: bool = True
     prior_contrast: float = 7.0
     prior_agreement: float = 0.5
@@ -91,14 +90,14 @@ def pet_prior(
 ) -> np.ndarray | None:
     """The reader's region for a first positive click at array index ``seed_zyx`` (z, y, x), or None when the gate
     (hot spot, click in the region, volume cap) says the click is not on a hot target. Bool (z, y, x)."""
-    peak = R.local_max(suv_zyx, seed_zyx, spacing_zyx)
-    if peak.value < policy.prior_min_suvmax:
-        return None
-    region = R.grow(suv_zyx >= policy.prior_fraction * peak.value, peak.index)
-    if region.sum() * float(np.prod(spacing_zyx)) / 1000.0 > policy.prior_max_ml:
-        return None
-    near = ndimage.binary_dilation(ndimage.binary_fill_holes(region), np.ones((3, 3, 3), bool))
-    return region if near[R.seed_index(seed_zyx, suv_zyx.shape)] else None
+    return R.prior_region(
+        suv_zyx,
+        seed_zyx,
+        spacing_zyx,
+        fraction=policy.prior_fraction,
+        min_suvmax=policy.prior_min_suvmax,
+        max_ml=policy.prior_max_ml,
+    )
 
 
 def is_focus(suv_zyx: np.ndarray, region_zyx: np.ndarray, seed_zyx: Sequence[float], policy: ClickPolicy) -> bool:

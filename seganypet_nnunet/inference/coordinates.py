@@ -1,6 +1,6 @@
 """Coordinate conversions between the spaces of docs/DESIGN.md (coordinate spaces table), the world-geometry
-carrier (``geometry_reference``), the one bounds rule for prompts (``inside_image``) and a mask's way into
-preprocessed space (``mask_to_preprocessed``).
+carrier (``geometry_reference``), prompt validation (``prompt_to_voxel``, with the one bounds rule ``inside_image`` of
+``prompts/bounds.py``) and a mask's way into preprocessed space (``mask_to_preprocessed``).
 
 Chain (forward = what nnU-Net's ``DefaultPreprocessor.run_case_npy`` does to the array, in that order)::
 
@@ -25,6 +25,8 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 from nnunetv2.preprocessing.resampling.default_resampling import compute_new_shape
+
+from seganypet_nnunet.prompts.bounds import inside_image
 
 
 @dataclass(frozen=True)
@@ -101,23 +103,6 @@ def geometry_reference(source: sitk.Image | sitk.ImageFileReader | dict) -> sitk
     ref.SetSpacing(tuple(float(v) for v in spacing))
     ref.SetDirection(tuple(float(v) for v in direction))
     return ref
-
-
-def inside_image(points_ijk: Sequence[float] | np.ndarray, size_ijk: Sequence[int]) -> np.ndarray:
-    """The one bounds rule for prompts: a point is inside when it lies in the image's physical extent.
-
-    With voxel centres at integer indices, voxel ``n`` covers ``[n - 0.5, n + 0.5]``; so a point is inside when
-    ``-0.5 <= c <= size - 0.5`` along every axis (boundaries included).
-
-    Args:
-        points_ijk: (3,) or (N, 3) original voxel ITK index (i, j, k), float.
-        size_ijk: (3,) image size in ITK order (i, j, k).
-    Returns:
-        bool, shape () or (N,).
-    """
-    arr = np.asarray(points_ijk, dtype=float)
-    size = np.asarray(size_ijk, dtype=float)
-    return ((arr >= -0.5) & (arr <= size - 0.5)).all(axis=-1)
 
 
 def prompt_to_voxel(

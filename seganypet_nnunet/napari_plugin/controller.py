@@ -4,12 +4,12 @@ Every session call runs off the GUI thread through one ``TaskQueue`` (worker.py)
 Prompt layers use array index data coordinates (z, y, x) (mapping.py), so each prompt reaches the session as ITK voxel
 index (i, j, k) with ``space="voxel"``. After each interaction the "labels" layer's array is overwritten in place with
 ``session.label_map()`` (ids 1..K = targets in creation order) and refreshed; ``latency_ms`` holds, per interaction,
-the time from the napari event (click, box, button) to the refreshed Labels layer.
+the time from the napari event (click, box, button) to the refreshed Labels layer. The layers themselves are
+``layers.py``; the automatic mode's prediction is ``automatic.py``.
 """
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -19,22 +19,8 @@ import SimpleITK as sitk
 
 from seganypet_nnunet.errors import SeganypetError, one_line
 from seganypet_nnunet.napari_plugin import mapping, pet_io
+from seganypet_nnunet.napari_plugin.layers import SCRIBBLE_NEGATIVE, SCRIBBLE_POSITIVE, PromptLayers, added
 from seganypet_nnunet.napari_plugin.worker import Job, TaskQueue
-
-LAYER_NAMES = {
-    "image": "PET",
-    "labels": "SegAnyPET labels",
-    "positive": "positive points",
-    "negative": "negative points",
-    "box": "box",
-    "scribble": "scribble",
-}
-SCRIBBLE_POSITIVE, SCRIBBLE_NEGATIVE = 1, 2  # label values painted on the scribble layer
-
-
-def _added(event) -> bool:
-    """A layer data event that reports finished additions (napari's ActionType.ADDED, a string enum)."""
-    return str(getattr(event, "action", "")) == "added"
 
 
 class ViewerSession:
@@ -53,12 +39,16 @@ class ViewerSession:
         self.session = None
         self.model_settings: dict = {}
         self.image: sitk.Image | None = None
-        self.layers: dict = {}
+        self.display = PromptLayers(viewer)
         self.latency_ms: list[float] = []  # event -> Labels layer refreshed, per interaction
         self.status = ""
         self._history: dict[str, list[tuple[object | None, int]]] = {}  # target -> [(prompt layer, items added)]
         self._new_target: str | None = ""  # start a target (this name, "" = automatic) at the next prompt
-        self._muted = False
+
+    @property
+    def layers(self) -> dict:
+        """The viewer's layers by key of ``LAYER_NAMES`` (empty before an image is open)."""
+        return self.display.layers
 
     # ------------------------------------------------------------------------------------------------ messages
     def message(self, text: str, error: bool = False) -> None:
@@ -123,51 +113,21 @@ class ViewerSession:
         self.queue.submit(Job(work, done, self._fail(f"open {Path(path).name}"), "set_image", progress=True))
 
     def _show(self, image: sitk.Image) -> None:
-        """(Re)create the layers over ``image`` (array index space, scale = spacing (z, y, x); mapping.py)."""
-        for layer in self.layers.values():
-            if layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
-        arr = sitk.GetArrayFromImage(image)
-        scale, shape = mapping.layer_scale(image), arr.shape
-        v, L = self.viewer, LAYER_NAMES
-        self.layers = {
-            "image": v.add_image(
-                arr, name=L["image"], scale=scale, colormap="gray_r", contrast_limits=pet_io.window("SUV 0-10", arr)
-            ),
-            "labels": v.add_labels(np.zeros(shape, np.uint8), name=L["labels"], scale=scale, opacity=0.5),
-            "scribble": v.add_labels(np.zeros(shape, np.uint8), name=L["scribble"], scale=scale),
-            "box": v.add_shapes(ndim=3, name=L["box"], scale=scale, edge_color="yellow", face_color="transparent"),
-            "negative": v.add_points(ndim=3, name=L["negative"], scale=scale, face_color="red", size=4),
-            "positive": v.add_points(ndim=3, name=L["positive"], scale=scale, face_color="lime", size=4),
-        }
-        self.layers["positive"].events.data.connect(lambda e: self._on_points(e, True))
-        self.layers["negative"].events.data.connect(lambda e: self._on_points(e, False))
-        self.layers["box"].events.data.connect(self._on_box)
-        self.layers["positive"].mode = self.layers["negative"].mode = "add"
-        self.layers["box"].mode = "add_rectangle"
-        v.layers.selection.active = self.layers["positive"]
+        """(Re)create the layers over ``image`` and forget the prompts."""
+        self.display.show(image, self._on_points, self._on_box)
         self._forget_prompts()
 
     def set_window(self, preset: str, inverted: bool = True) -> None:
         """PET window preset (pet_io.WINDOW_PRESETS) and grey or inverted grey."""
-        layer = self.layers["image"]
-        lo, hi = pet_io.window(preset, layer.data)
-        layer.contrast_limits_range = (min(lo, float(layer.data.min())), max(hi, float(layer.data.max())))
-        layer.contrast_limits = (lo, hi)
-        layer.colormap = "gray_r" if inverted else "gray"
+        self.display.set_window(preset, inverted)
 
     def set_mip(self, on: bool) -> None:
         """Maximum-intensity projection in inverted grey (3D view, coronal) or back to the slice view."""
-        layer = self.layers["image"]
-        self.viewer.dims.ndisplay = 3 if on else 2
-        layer.rendering = "mip" if on else "translucent"
-        if on:
-            layer.colormap = "gray_r"
-            self.viewer.camera.angles = (0.0, 0.0, 90.0)  # look along the array y axis (anterior-posterior)
+        self.display.set_mip(on)
 
     # -------------------------------------------------------------------------------------------------- prompts
     def _on_points(self, event, positive: bool) -> None:
-        if self._muted or not _added(event):
+        if self.display.muted or not added(event):
             return
         t0, layer = time.perf_counter(), event.source
         for coords in np.array(layer.data[-len(event.data_indices) :]):
@@ -182,7 +142,7 @@ class ViewerSession:
             self.prompt(f"{kind} click {ijk}", act, layer, 1, t0, negative_only=not positive)
 
     def _on_box(self, event) -> None:
-        if self._muted or not _added(event):
+        if self.display.muted or not added(event):
             return
         t0, layer = time.perf_counter(), event.source
         try:
@@ -315,36 +275,12 @@ class ViewerSession:
     # --------------------------------------------------------------------------------------- automatic and save
     def run_automatic(self) -> None:
         """The model's automatic mode (nnU-Net sliding window, folds ensembled); one target per label found."""
-        from seganypet_nnunet.inference.predict import predict_automatic
+        from seganypet_nnunet.napari_plugin.automatic import automatic_targets
 
         if not self.model_can_run_automatic or self.image is None:
             self.message("automatic: needs an image and a model with an automatic mode", True)
             return
-        session, image, st = self.session, self.image, self.model_settings
-        labels = {k: v for k, v in session.model.dataset_json["labels"].items() if isinstance(v, int) and v > 0}
-        ending = session.model.dataset_json["file_ending"]
-
-        def work():
-            with tempfile.TemporaryDirectory(prefix="seganypet_napari_") as tmp:
-                sitk.WriteImage(image, str(Path(tmp) / f"case_0000{ending}"))
-                predict_automatic(
-                    st["folder"],
-                    tmp,
-                    Path(tmp) / "out",
-                    folds=st["folds"],
-                    checkpoint=st["checkpoint"],
-                    device=st["device"],
-                    disable_tta=True,
-                    npp=0,
-                    nps=0,
-                    trust_checkpoint=st["trusted"],
-                )
-                seg = sitk.GetArrayFromImage(sitk.ReadImage(str(Path(tmp) / "out" / f"case{ending}")))
-            for name, value in labels.items():
-                if (seg == value).any():
-                    session.new_target(name if name not in session.targets else f"{name}_auto")
-                    session.add_mask((seg == value).astype(np.uint8))
-            return session.label_map()[0]
+        session, image, settings = self.session, self.image, self.model_settings
 
         def done(result) -> None:
             self._accept_display()
@@ -353,6 +289,7 @@ class ViewerSession:
             self.message(f"automatic mode: {len(session.targets)} target(s)")
             self.on_update()
 
+        work = lambda: automatic_targets(session, image, settings)  # noqa: E731
         self.queue.submit(Job(work, done, self._fail("automatic"), "automatic segmentation", progress=True))
 
     def save(self, path: str | Path) -> None:
@@ -369,30 +306,13 @@ class ViewerSession:
 
     # -------------------------------------------------------------------------------------------------- helpers
     def _set_labels(self, labels: np.ndarray) -> None:
-        layer = self.layers["labels"]
-        if layer.data.shape == labels.shape and layer.data.dtype == labels.dtype:
-            layer.data[...] = labels  # in place: napari keeps the layer, its colours and selection
-            layer.refresh()
-        else:
-            layer.data = labels
+        self.display.set_labels(labels)
 
     def _remove_display(self, layer, count: int) -> None:
-        if layer is None or count <= 0 or len(layer.data) < count:
-            return
-        self._muted = True
-        try:
-            if layer is self.layers.get("box"):
-                layer.selected_data = set(range(len(layer.data) - count, len(layer.data)))
-                layer.remove_selected()
-            else:
-                layer.data = layer.data[:-count]
-        finally:
-            self._muted = False
+        self.display.remove(layer, count)
 
     def _clear_prompt_layers(self) -> None:
-        for key in ("positive", "negative", "box"):
-            if key in self.layers:
-                self._remove_display(self.layers[key], len(self.layers[key].data))
+        self.display.clear_prompts()
 
     def _forget_prompts(self) -> None:
         self._history.clear()
@@ -401,4 +321,4 @@ class ViewerSession:
         if self.layers:
             self._clear_prompt_layers()
             if self.session is not None and self.image is not None:
-                self._set_labels(np.zeros(self.layers["labels"].data.shape, np.uint8))
+                self.display.clear_labels()

@@ -2,7 +2,8 @@
 liver-referenced threshold, each kept as the connected component that holds the seed.
 
 One home for these regions: the evaluator scores them as reference methods (``evaluation/reference_methods.py``) and
-the session uses one of them as the initial mask prompt of a hot target (``inference/pet_prior.py``).
+the session (``inference/click_policy.py``) and the trainer use ``prior_region`` as the initial mask prompt of a hot
+target.
 
 Space: every function works on ONE SUV image as a (z, y, x) array (``sitk.GetArrayFromImage`` order), seeds are array
 indices (z, y, x) (voxel centre at integer; rounded), spacings are mm in array order (z, y, x). Connectivity 26.
@@ -15,11 +16,17 @@ from typing import Sequence
 
 import cc3d
 import numpy as np
+from scipy import ndimage
 
 #: local SUVmax = max SUV within this radius (mm) of the click (a 3-cm sphere, the PERCIST/EORTC peak-search size).
 LOCAL_MAX_RADIUS_MM = 15.0
 #: PERCIST liver reference: 1.5 x liver mean + 2 x liver SD; the liver VOI without labels is a sphere of this radius.
 LIVER_VOI_RADIUS_MM = 15.0
+#: the PET prior's gate (``prior_region``; ``inference/click_policy.ClickPolicy`` defaults, the trainer's prior too):
+#: 41 % of the local SUVmax, only on a hot spot (local SUVmax >= 4), at most 1.5 L.
+PRIOR_FRACTION = 0.41
+PRIOR_MIN_SUVMAX = 4.0
+PRIOR_MAX_ML = 1500.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,30 @@ def local_max(
     offset = np.unravel_index(flat, crop.shape)
     index = tuple(int(s.start + o) for s, o in zip(box, offset, strict=True))
     return LocalMax(float(suv_zyx[index]), index)
+
+
+def prior_region(
+    suv_zyx: np.ndarray,
+    seed_zyx: Sequence[float],
+    spacing_zyx: Sequence[float],
+    *,
+    fraction: float = PRIOR_FRACTION,
+    min_suvmax: float = PRIOR_MIN_SUVMAX,
+    max_ml: float = PRIOR_MAX_ML,
+) -> np.ndarray | None:
+    """The reader's region for a first positive click at array index ``seed_zyx`` (z, y, x), or None when the gate
+    (hot spot, click in the region, volume cap) says the click is not on a hot target. Bool (z, y, x).
+
+    Shared by the session's click policy and the trainer's PET-prior prompts, so both gate the prior the same way.
+    """
+    peak = local_max(suv_zyx, seed_zyx, spacing_zyx)
+    if peak.value < min_suvmax:
+        return None
+    region = grow(suv_zyx >= fraction * peak.value, peak.index)
+    if region.sum() * float(np.prod(spacing_zyx)) / 1000.0 > max_ml:
+        return None
+    near = ndimage.binary_dilation(ndimage.binary_fill_holes(region), np.ones((3, 3, 3), bool))
+    return region if near[seed_index(seed_zyx, suv_zyx.shape)] else None
 
 
 def grow(candidate: np.ndarray, seed_zyx: Sequence[float]) -> np.ndarray:

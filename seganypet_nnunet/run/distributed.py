@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Mapping, Union
 
@@ -28,51 +27,15 @@ import torch
 import torch.distributed as dist
 
 from seganypet_nnunet.errors import SeganypetError
+from seganypet_nnunet.trainers.distributed import REQUIRED_ENV, RankInfo, rank_device
 
 TIMEOUT_ENV = "SEGANYPET_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 1800.0
-_REQUIRED = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-
-
-@dataclass(frozen=True)
-class RankInfo:
-    """Where this process sits in the job (from torchrun's environment variables).
-
-    Attributes:
-        rank: global rank, 0..world_size-1.
-        local_rank: rank on this node (cuda device index).
-        world_size: number of processes in the job.
-        local_world_size: processes on this node (CPU threads are split among them).
-    """
-
-    rank: int
-    local_rank: int
-    world_size: int
-    local_world_size: int
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> RankInfo:
-        """Reads torchrun's variables; ValueError naming the variable when one is missing or inconsistent."""
-        missing = [k for k in _REQUIRED if k not in environ]
-        if missing:
-            raise SeganypetError(
-                f"distributed launch: environment variable(s) {', '.join(missing)} not set (use torchrun)"
-            )
-        world = int(environ["WORLD_SIZE"])
-        info = cls(
-            rank=int(environ["RANK"]),
-            local_rank=int(environ["LOCAL_RANK"]),
-            world_size=world,
-            local_world_size=int(environ.get("LOCAL_WORLD_SIZE", world)),
-        )
-        if not 0 <= info.rank < world or not 0 <= info.local_rank < info.local_world_size:
-            raise SeganypetError(f"distributed launch: inconsistent ranks {info}")
-        return info
 
 
 def launched_by_torchrun(environ: Mapping[str, str] = os.environ) -> bool:
     """True when torchrun's rendezvous variables are present (this process is one rank of a job)."""
-    return all(k in environ for k in _REQUIRED)
+    return all(k in environ for k in REQUIRED_ENV)
 
 
 def timeout_from_env(environ: Mapping[str, str] = os.environ) -> timedelta:
@@ -85,19 +48,6 @@ def timeout_from_env(environ: Mapping[str, str] = os.environ) -> timedelta:
     if seconds <= 0:
         raise SeganypetError(f"{TIMEOUT_ENV}={raw!r} must be > 0")
     return timedelta(seconds=seconds)
-
-
-def rank_device(device: torch.device, info: RankInfo) -> torch.device:
-    """This rank's device: ``cuda:LOCAL_RANK`` for cuda, ``cpu`` for cpu; other devices have no DDP backend."""
-    if device.type == "cuda":
-        if torch.cuda.device_count() <= info.local_rank:
-            raise SeganypetError(
-                f"rank {info.rank}: LOCAL_RANK {info.local_rank} but only {torch.cuda.device_count()} cuda device(s)"
-            )
-        return torch.device("cuda", info.local_rank)
-    if device.type == "cpu":
-        return torch.device("cpu")
-    raise SeganypetError(f"distributed training needs -device cuda (nccl) or cpu (gloo), got {device.type}")
 
 
 def init_process_group(device: torch.device, info: RankInfo, timeout: timedelta | None = None) -> torch.device:
@@ -137,9 +87,9 @@ def run_rank(
         trainer_class: an nnUNetTrainer subclass; wrapped by ``ddp_capable`` (same name, so the same output folder).
         dataset_name_or_id / configuration / fold / plans_identifier: as ``train_with_class``.
         device: cuda or cpu; each rank uses ``rank_device``.
-        run_kwargs: keyword arguments of ``seganypet_nnunet.run.train._run`` (``continue_training`` ...).
+        run_kwargs: keyword arguments of ``seganypet_nnunet.run.training.run_trainer`` (``continue_training`` ...).
     """
-    from seganypet_nnunet.run.train import _run, build_trainer
+    from seganypet_nnunet.run.training import build_trainer, run_trainer
     from seganypet_nnunet.trainers.distributed import ddp_capable
 
     info = RankInfo.from_env()
@@ -154,7 +104,7 @@ def run_rank(
             continue_training=run_kwargs["continue_training"],
             device=dev,
         )
-        _run(trainer=trainer, **run_kwargs)
+        run_trainer(trainer=trainer, **run_kwargs)
     except BaseException as e:  # no destroy_process_group here: it can block on a dead peer (nccl)
         print(
             f"seganypet_train: rank {info.rank}/{info.world_size} failed: {type(e).__name__}: {e} "
