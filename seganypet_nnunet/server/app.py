@@ -175,6 +175,9 @@ class Handler(BaseHTTPRequestHandler):
         else:
             data, ctype = json.dumps(payload).encode(), "application/json"
         self.send_response(status)
+        if getattr(self, "_timing", None) is not None:  # the lease's own work, without transport (ms)
+            self.send_header("Server-Timing", f"session;dur={self._timing:.1f}")
+            self._timing = None
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         if meta is not None:
@@ -201,7 +204,9 @@ class Handler(BaseHTTPRequestHandler):
     def _locked(self, op):
         lease = self._lease()
         with lease.state.lock:
+            started = time.perf_counter()
             out = op(lease.state)
+            self._timing = 1000 * (time.perf_counter() - started)
         self.server.leases.touch(lease)  # a long request does not count as idle time
         return out
 
@@ -227,7 +232,9 @@ class Handler(BaseHTTPRequestHandler):
     def lease_status(self, body):
         lease = self._lease(touch=False)
         left = self.server.leases.remaining(lease)
-        return 200, None, {"remaining_seconds": left, "idle_timeout_seconds": self.server.config.idle_timeout}
+        answer = {"remaining_seconds": left, "idle_timeout_seconds": self.server.config.idle_timeout}
+        with lease.state.lock:
+            return 200, None, {**answer, **lease.state.memory()}
 
     def set_image(self, body):
         meta, image = self._meta(), self._array(body)

@@ -197,6 +197,15 @@ class LeaseSession:
             return change_answer(False, None, None)
         return self._answer(True, self._run(lambda: self.session.add_mask(mask.view(np.uint8)), "initial_seg"))
 
+    def memory(self) -> dict:
+        """Bytes this lease's target holds now, and what a full-size logit buffer plus mask would hold."""
+        s = self.session
+        if s.geometry is None:
+            return {"target_bytes": 0, "full_size_target_bytes": 0}
+        t = s._targets.get(s.current_target) if s.current_target else None
+        full = 4 * int(np.prod(s.geometry.preprocessed_shape)) + int(np.prod(s.array_shape))
+        return {"target_bytes": 0 if t is None else t.nbytes, "full_size_target_bytes": full}
+
     # ---------------------------------------------------------------------------------------------- history
     def reset(self) -> dict:
         """Forget the target's prompts; the client zeroes its buffer itself."""
