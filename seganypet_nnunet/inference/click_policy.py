@@ -97,8 +97,11 @@ def pet_prior(
     region = R.grow(suv_zyx >= policy.prior_fraction * peak.value, peak.index)
     if region.sum() * float(np.prod(spacing_zyx)) / 1000.0 > policy.prior_max_ml:
         return None
-    near = ndimage.binary_dilation(ndimage.binary_fill_holes(region), np.ones((3, 3, 3), bool))
-    return region if near[R.seed_index(seed_zyx, suv_zyx.shape)] else None
+    box, seed = R.region_box(region, 1), R.seed_index(seed_zyx, suv_zyx.shape)  # exact: a 1-voxel margin suffices
+    if not all(sl.start <= c < sl.stop for sl, c in zip(box, seed, strict=True)):
+        return None
+    near = ndimage.binary_dilation(ndimage.binary_fill_holes(region[box]), np.ones((3, 3, 3), bool))
+    return region if near[tuple(c - sl.start for sl, c in zip(box, seed, strict=True))] else None
 
 
 def is_focus(suv_zyx: np.ndarray, region_zyx: np.ndarray, seed_zyx: Sequence[float], policy: ClickPolicy) -> bool:

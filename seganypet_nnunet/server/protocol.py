@@ -4,8 +4,9 @@ Spaces: the protocol speaks the uploaded array's axis order (a0, a1, a2) = (z, y
 original voxel ITK index (i, j, k) = (a2, a1, a0) with ``space="voxel"``. The uploaded image carries spacing only, so
 the session's image has that spacing, identity direction and zero origin.
 
-The lease keeps what the client's buffer holds (``view``, (z, y, x) uint8, only after ``set_target_buffer``); each
-answer is the bbox where the session's mask now differs from it, plus that crop (the client pastes it).
+The lease keeps what the client's buffer holds (``view``, (z, y, x) uint8 held by its object's box, only after
+``set_target_buffer``); each answer is the bbox where the session's mask now differs from it, plus that crop (the
+client pastes it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import threading
 
 import numpy as np
 
+from seganypet_nnunet.inference.boxed import BoxedMask, foreground_box
 from seganypet_nnunet.inference.session import SegAnyPETSession
 from seganypet_nnunet.server.wire import ProtocolError, bbox_of, change_answer, flag, triple
 
@@ -35,16 +37,11 @@ def suv_warning(image: np.ndarray) -> str | None:
     )
 
 
-def changed_box(old: np.ndarray, new: np.ndarray) -> tuple[tuple[int, int], ...] | None:
-    """Half-open (z, y, x) bbox of the voxels where ``old`` and ``new`` differ (None: identical)."""
-    diff = old != new
-    box = []
-    for axis in range(3):
-        hit = np.flatnonzero(diff.any(axis=tuple(a for a in range(3) if a != axis)))
-        if not len(hit):
-            return None
-        box.append((int(hit[0]), int(hit[-1]) + 1))
-    return tuple(box)
+def union(a, b):
+    """Smallest half-open box holding boxes ``a`` and ``b`` (either may be None)."""
+    if a is None or b is None:
+        return a if b is None else b
+    return tuple((min(p, r), max(q, t)) for (p, q), (r, t) in zip(a, b, strict=True))
 
 
 class LeaseSession:
@@ -55,7 +52,7 @@ class LeaseSession:
         self.boxes = boxes
         self.suv_factor = suv_factor
         self.lock = threading.Lock()
-        self.view: np.ndarray | None = None  # what the client's target buffer holds, (z, y, x) uint8
+        self.view: BoxedMask | None = None  # what the client's target buffer holds, (z, y, x) uint8
         self.shape: tuple[int, int, int] | None = None
         self.do_autozoom = True
 
@@ -108,12 +105,12 @@ class LeaseSession:
             raise ProtocolError(f"shape: expected three integers, got {meta.get('shape')!r}") from None
         if want != shape:
             raise ProtocolError(f"shape: target buffer {list(want)} != image shape {list(shape)}")
-        self.view = np.zeros(shape, np.uint8)
+        self.view = BoxedMask(shape)
         self.session.new_target(TARGET)
         self.session.reset()
         return {"shape": list(shape)}
 
-    def _require_view(self) -> np.ndarray:
+    def _require_view(self) -> BoxedMask:
         self._require_image()
         if self.view is None:
             raise ProtocolError("no target buffer: call set_target_buffer first")
@@ -121,15 +118,31 @@ class LeaseSession:
             self.session.new_target(TARGET)
         return self.view
 
+    def _mask_box(self):
+        """(z, y, x) box of the session target's mask (its exported mask is held by that box, boxed.py)."""
+        s = self.session
+        held = s._targets[s.current_target].mask_t
+        if held is None or held.box is None:
+            return None
+        return tuple(held.box[a] for a in s.geometry.transpose_backward)
+
     def _answer(self, ran: bool, mask: np.ndarray) -> tuple[dict, bytes]:
-        """Ship where ``mask`` (the session's, (z, y, x)) differs from the client's buffer; the buffer follows."""
+        """Ship where ``mask`` (the session's, (z, y, x)) differs from the client's buffer; the buffer follows.
+
+        Only the union of both objects' boxes can differ, so only that region is compared.
+        """
         view = self.view
-        box = changed_box(view, mask)
-        if box is None:
+        region = union(view.box, self._mask_box())
+        if region is None:
             return change_answer(ran, None, None)
+        sl = tuple(slice(a, b) for a, b in region)
+        inner = foreground_box(view[sl] != mask[sl], False)
+        if inner is None:
+            return change_answer(ran, None, None)
+        box = tuple((a + i, a + j) for (a, _), (i, j) in zip(region, inner, strict=True))
         sl = tuple(slice(a, b) for a, b in box)
         view[sl] = mask[sl]
-        return change_answer(ran, box, view[sl])
+        return change_answer(ran, box, np.ascontiguousarray(mask[sl]))
 
     # ---------------------------------------------------------------------------------------------- prompts
     def _run(self, call, what: str) -> np.ndarray:
@@ -191,7 +204,7 @@ class LeaseSession:
         """The client has written the mask into its buffer; the session takes it as the target's mask prompt."""
         view = self._require_view()
         mask = self._full_mask(array, meta, "initial_seg")
-        view[...] = mask
+        view[:, :, :] = mask
         self.session.reset()
         if not mask.any():
             return change_answer(False, None, None)
@@ -210,7 +223,7 @@ class LeaseSession:
     def reset(self) -> dict:
         """Forget the target's prompts; the client zeroes its buffer itself."""
         if self.view is not None:
-            self.view[...] = 0
+            self.view = BoxedMask(self.view.shape)
             self.session.reset()
         return {}
 
