@@ -102,8 +102,9 @@ def main() -> None:
         m = re.search(r"dur=([\d.]+)", resp.headers.get("Server-Timing", ""))
         timing.append(float(m.group(1)) if m else float("nan"))
 
-    rows: dict[str, list[tuple[float, float]]] = {"set_image": [], "first click": [], "correction click": []}
-    memory = []
+    kinds = ("set_image", "first click", "correction click", "initial seg")
+    rows: dict[str, list[tuple[float, float]]] = {kind: [] for kind in kinds}
+    memory, extent = [], []
     try:
         c = nnInteractiveRemoteInferenceSession(url, read_timeout=600)
         c._http.event_hooks["response"].append(on_response)
@@ -114,6 +115,7 @@ def main() -> None:
             rows[kind].append((1000 * (time.perf_counter() - t0), timing[-1]))
 
         call("set_image", lambda: c.set_image(image[None], {"spacing": list(SPACING)}))
+        print(f"set_image: {rows['set_image'][0][0] / 1000:.1f} s", flush=True)
         rss_image = rss_mb(proc.pid)
         buffer = np.zeros(image.shape, np.uint8)
         c.set_target_buffer(buffer)
@@ -121,6 +123,7 @@ def main() -> None:
         for seed in seeds[: a.targets]:
             c.reset_interactions()
             call("first click", lambda s=seed: c.add_point_interaction(s, include_interaction=True))
+            extent.append(int(np.prod([b - a for a, b in c._last_paste_bbox])) if c._last_paste_bbox else 0)
             for _ in range(a.corrections):
                 near = tuple(int(v) for v in np.clip(np.array(seed) + rng.integers(-3, 4, 3), 0, np.array(SHAPE) - 1))
                 call(
@@ -128,6 +131,15 @@ def main() -> None:
                     lambda s=near: c.add_point_interaction(s, include_interaction=bool(rng.integers(2))),
                 )
             memory.append(c.lease_status())
+        lesion = np.zeros(image.shape, np.uint8)  # a 30 mm lesion given as a segment (Slicer's segment switch)
+        z, y, x = seeds[0]
+        zz, yy, xx = np.ogrid[-5:6, -8:9, -8:9]
+        lesion[z - 5 : z + 6, y - 8 : y + 9, x - 8 : x + 9] = (zz * 3.0) ** 2 + (yy * 2.04) ** 2 + (
+            xx * 2.04
+        ) ** 2 <= 225
+        c.reset_interactions()
+        call("initial seg", lambda: c.add_initial_seg_interaction(lesion, run_prediction=True))
+        lesion_bytes = c.lease_status()["target_bytes"]
         rss_end = rss_mb(proc.pid)
         c.close()
     finally:
@@ -137,6 +149,8 @@ def main() -> None:
         f"\n{'request':18} {'n':>3} {'round trip ms (median / max)':>30} {'server ms (median)':>19} {'transport':>10}"
     )
     for kind, values in rows.items():
+        if not values:
+            continue
         rt, srv = np.array([v[0] for v in values]), np.array([v[1] for v in values])
         share = 1 - np.median(srv) / np.median(rt)
         print(
@@ -146,6 +160,8 @@ def main() -> None:
     held = np.array([m["target_bytes"] for m in memory]) / 2**20
     full = memory[0]["full_size_target_bytes"] / 2**20
     print(f"\nbytes per target (logits + mask + undo): median {np.median(held):.2f} MB, max {held.max():.2f} MB")
+    print(f"a 30 mm lesion given as initial segmentation: {lesion_bytes / 1024:.1f} kB")
+    print(f"first-click answers (the changed bbox): median {np.median(extent) / 1e6:.2f} M voxels")
     print(f"a full-size logit buffer + mask (before boxed.py) held {full:.0f} MB per target")
     print(f"server RSS: {rss_image:.0f} MB after set_image, {rss_end:.0f} MB at the end ({os.cpu_count()} CPUs)")
 
