@@ -291,3 +291,20 @@ def test_console_script_refuses_bad_flags_in_one_line(model):
     with pytest.raises(SystemExit) as err:
         serve_entry(["-m", str(model[1]), "--max_sessions", "0", "-device", "cpu"])
     assert err.value.code == 1
+
+
+def test_released_weights_switch_boxes_off(loaded, model, body):
+    from seganypet_nnunet.model.sam_med3d import SamMed3DNet
+    from seganypet_nnunet.server.app import capabilities, model_supports_boxes
+    from seganypet_nnunet.server.protocol import LeaseSession
+
+    assert not model_supports_boxes([SamMed3DNet()]) and model_supports_boxes(loaded.fold_networks("cpu"))
+    caps = capabilities(False, ServerConfig(), (128, 128, 128))["supported_interactions"]
+    assert caps == {"points": True, "bbox2d": False, "bbox3d": False, "scribble": True, "lasso": True}
+    image, spacing, seed = body
+    lease = LeaseSession(new_session(model[1]), boxes=False)
+    lease.set_image(np.array(image[None]), {"image_properties": {"spacing": list(spacing)}})
+    lease.set_target_buffer({"shape": list(image.shape)})
+    box = [[seed[0] - 1, seed[0] + 2], [seed[1] - 2, seed[1] + 3], [seed[2] - 2, seed[2] + 3]]
+    with pytest.raises(wire.ProtocolError, match="no box prompts"):
+        lease.add_bbox({"bbox_coords": box, "include_interaction": True})
