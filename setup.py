@@ -35,6 +35,7 @@ CONSOLE_SCRIPTS = [
     "seganypet_demo = seganypet_nnunet.demo:demo_entry",
     "seganypet_score_autopet = seganypet_nnunet.evaluation.autopet_score:score_autopet_entry",
     "seganypet_predict_autopet_gc = seganypet_nnunet.evaluation.autopet_gc:predict_autopet_gc_entry",
+    "seganypet_serve = seganypet_nnunet.server.cli:serve_entry",
 ]
 
 setup(
@@ -58,9 +59,10 @@ setup(
         "connected-components-3d>=3.12",
         "matplotlib",
         "tqdm",
+        "blosc2",  # the NNIA arrays of seganypet_serve (nnU-Net depends on it too)
     ],
     extras_require={
-        "test": ["pytest", "ruff", "medim==0.1.2", "requests"],
+        "test": ["pytest", "ruff", "medim==0.1.2", "requests", "nninteractive-client==2.6.0"],
         "napari": ["napari[pyqt5]>=0.5,<0.7"],  # the viewer plugin, seganypet_nnunet/napari_plugin
     },
     package_data={"seganypet_nnunet.napari_plugin": ["napari.yaml"]},

@@ -24,6 +24,7 @@ import torch
 from seganypet_nnunet.inference import click_policy as P
 from seganypet_nnunet.inference import coordinates as C
 from seganypet_nnunet.inference import reader_region as RR
+from seganypet_nnunet.inference.boxed import BoxedMask
 from seganypet_nnunet.inference.crop_decoder import CropDecoder
 from seganypet_nnunet.inference.follow import Box, box_slices, centred_box, follow_object
 from seganypet_nnunet.inference.image_input import preprocess_image, read_image
@@ -321,14 +322,16 @@ class SegAnyPETSession:
     def logits(self, name: str | None = None) -> np.ndarray | None:
         """Copy of target ``name``'s (default: current) logits, (P0, P1, P2) preprocessed voxel space; None if none."""
         t = self._get(name, "logits")
-        return None if t.logits is None else t.logits.copy()
+        out = None if t.logits is None else t.logits.copy()
+        t.compact(BACKGROUND_LOGIT)
+        return out
 
     def mask(self, name: str | None = None) -> np.ndarray:
         """(z, y, x) uint8 mask of target ``name`` (default: current) in the original geometry; a new array."""
         t = self._get(name, "mask")
         if t.mask_t is None:
             return np.zeros(self.array_shape, np.uint8)
-        return t.mask_t.transpose(self.geometry.transpose_backward).copy(order="C")
+        return t.mask_t.full().transpose(self.geometry.transpose_backward).copy(order="C")
 
     def to_image(self, array: np.ndarray) -> sitk.Image:
         """A (z, y, x) array as a SimpleITK image with the original geometry (origin, spacing, direction)."""
@@ -429,6 +432,7 @@ class SegAnyPETSession:
             t.mask_t = None
             return
         if t.mask_t is None:
-            t.mask_t = np.zeros(self.geometry.shape_before_cropping, np.uint8)
+            t.mask_t = BoxedMask(self.geometry.shape_before_cropping)
             boxes = [tuple((0, n) for n in self.geometry.preprocessed_shape)]
         self._reverter.update_mask(t.mask_t, t.logits, boxes)
+        t.compact(BACKGROUND_LOGIT)

@@ -2,6 +2,9 @@
 
 Space: points, boxes, crops and the logit buffer are preprocessed voxel space, axes (P0, P1, P2); the exported mask
 ``mask_t`` is the transposed, uncropped array space (nnU-Net's ``shape_before_cropping``).
+
+Memory (boxed.py): between interactions the logit buffer is held as the bounding box of its non-background voxels
+(``compact()``, which the session calls after each change); reading ``logits`` expands it to full size again, exactly.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from seganypet_nnunet.inference import reader_region as RR
+from seganypet_nnunet.inference.boxed import BoxedCrop, BoxedMask
 from seganypet_nnunet.inference.follow import Box, box_slices
 from seganypet_nnunet.inference.undo import UndoHistory, UndoStep, pack, unpack
 
@@ -26,9 +30,32 @@ class Target:
     box: tuple[np.ndarray, np.ndarray] | None = None
     crop: Box | None = None
     mask_prompt: bool = False  # add_mask seeded this target
-    logits: np.ndarray | None = None  # (P0, P1, P2) float32, preprocessed voxel space
-    mask_t: np.ndarray | None = None  # uint8, transposed, uncropped array space (nnU-Net's shape_before_cropping)
+    mask_t: BoxedMask | None = None  # uint8, transposed, uncropped array space (nnU-Net's shape_before_cropping)
     reader: RR.ReaderRegion | None = None  # the reader's region answered: corrections re-threshold (reader_region.py)
+    _dense: np.ndarray | None = field(default=None, repr=False)  # the logit buffer while an interaction runs
+    _boxed: BoxedCrop | None = field(default=None, repr=False)  # the logit buffer between interactions
+
+    @property
+    def logits(self) -> np.ndarray | None:
+        """(P0, P1, P2) float32 logit buffer, preprocessed voxel space (None: no prompt yet); writable in place."""
+        if self._dense is None and self._boxed is not None:
+            self._dense, self._boxed = self._boxed.expand(), None
+        return self._dense
+
+    @logits.setter
+    def logits(self, value: np.ndarray | None) -> None:
+        self._dense, self._boxed = value, None
+
+    def compact(self, background: float) -> None:
+        """Hold the logit buffer as the box of its voxels != ``background`` until it is read again (exact)."""
+        if self._dense is not None:
+            self._dense, self._boxed = None, BoxedCrop(self._dense, background)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by this target: logit buffer, exported mask and undo history."""
+        logits = self._dense.nbytes if self._dense is not None else self._boxed.nbytes if self._boxed else 0
+        return int(logits + (self.mask_t.nbytes if self.mask_t is not None else 0) + self.history.nbytes)
 
     def has_positive_prompt(self) -> bool:
         return self.box is not None or self.mask_prompt or any(label == 1 for _, label in self.points)

@@ -37,6 +37,17 @@ class LocalMax:
     index: tuple[int, int, int]
 
 
+def region_box(region_zyx: np.ndarray, margin: int) -> tuple[slice, slice, slice]:
+    """Slices of the bool region's bounding box grown by ``margin`` voxels, clipped into the image (whole image when
+    the region is empty): morphology of the region within ``margin`` voxels is exact inside it."""
+    out = []
+    for axis, n in enumerate(region_zyx.shape):
+        hit = np.flatnonzero(region_zyx.any(axis=tuple(a for a in range(3) if a != axis)))
+        lo, hi = (int(hit[0]), int(hit[-1]) + 1) if len(hit) else (0, n)
+        out.append(slice(max(0, lo - margin), min(n, hi + margin)))
+    return tuple(out)
+
+
 def seed_index(seed_zyx: Sequence[float], shape: Sequence[int]) -> tuple[int, int, int]:
     """Rounded array index (z, y, x) of a seed, clipped into the image."""
     return tuple(int(np.clip(round(float(c)), 0, n - 1)) for c, n in zip(seed_zyx, shape, strict=True))
@@ -85,8 +96,11 @@ def prior_region(
     region = grow(suv_zyx >= fraction * peak.value, peak.index)
     if region.sum() * float(np.prod(spacing_zyx)) / 1000.0 > max_ml:
         return None
-    near = ndimage.binary_dilation(ndimage.binary_fill_holes(region), np.ones((3, 3, 3), bool))
-    return region if near[seed_index(seed_zyx, suv_zyx.shape)] else None
+    box, seed = region_box(region, 1), seed_index(seed_zyx, suv_zyx.shape)  # exact: a 1-voxel margin suffices
+    if not all(sl.start <= c < sl.stop for sl, c in zip(box, seed, strict=True)):
+        return None
+    near = ndimage.binary_dilation(ndimage.binary_fill_holes(region[box]), np.ones((3, 3, 3), bool))
+    return region if near[tuple(c - sl.start for sl, c in zip(box, seed, strict=True))] else None
 
 
 def grow(candidate: np.ndarray, seed_zyx: Sequence[float]) -> np.ndarray:
@@ -125,9 +139,11 @@ def contrast(suv_zyx: np.ndarray, region_zyx: np.ndarray, shell_voxels: int = 2)
     neighbourhood dilations); how well the region stands out from what surrounds it. inf for an empty shell mean."""
     from scipy import ndimage
 
-    shell = ndimage.binary_dilation(region_zyx, np.ones((3, 3, 3), bool), iterations=shell_voxels) & ~region_zyx
-    outside = float(suv_zyx[shell].mean()) if shell.any() else 0.0
-    inside = float(suv_zyx[region_zyx].mean())
+    box = region_box(region_zyx, shell_voxels)  # the shell lies inside the region's box + its thickness
+    region, suv = region_zyx[box], suv_zyx[box]
+    shell = ndimage.binary_dilation(region, np.ones((3, 3, 3), bool), iterations=shell_voxels) & ~region
+    outside = float(suv[shell].mean()) if shell.any() else 0.0
+    inside = float(suv[region].mean())
     return inside / outside if outside > 0 else float("inf")
 
 
