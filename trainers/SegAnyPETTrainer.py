@@ -8,8 +8,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
-from nnunetv2.utilities.helpers import dummy_context
-from torch import autocast, nn
+from torch import nn
 from torch._dynamo import OptimizedModule
 
 from seganypet_nnunet.cli_args import CUDA
@@ -110,7 +109,7 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
             else target.to(self.device, non_blocking=True)
         )
         self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+        with self.amp_context():
             embedding = self._module().encode(data)
             loss = self.step_loss(embedding, target, batch)
         self._backward_and_step(loss)
