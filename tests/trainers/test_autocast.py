@@ -113,9 +113,8 @@ def _low_precision_outputs(net: torch.nn.Module) -> tuple[list[torch.dtype], lis
     """Records the output dtype of every Linear / Conv3d / ConvTranspose3d forward (hooks to remove afterwards)."""
     seen: list[torch.dtype] = []
     kinds = (torch.nn.Linear, torch.nn.Conv3d, torch.nn.ConvTranspose3d)
-    hooks = [
-        m.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype)) for m in net.modules() if isinstance(m, kinds)
-    ]
+    layers = [m for m in net.modules() if isinstance(m, kinds)]
+    hooks = [m.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype)) for m in layers]
     return seen, hooks
 
 
