@@ -1,6 +1,6 @@
 """The GPU path in one command: training (AMP as nnU-Net), SAM-Med3D, CPCL, torchrun, prediction and clicks on CUDA.
 
-    python bench/gpu_check.py                      # one CUDA GPU, about 5-6 min on an H100 (cap: 8 min)
+    python bench/gpu_check.py                      # one CUDA GPU, an estimated 5-6 min on an H100 (cap: 8 min)
     python bench/gpu_check.py -device cpu          # tiny CPU mode (Tiny plans, a handful of iterations; the test suite)
 
 From a fresh clone with its CUDA torch kept (``pip install -e .``), each step runs in its own process under its own
@@ -19,7 +19,8 @@ timeout (one hang cannot eat the device budget) and steps whose inputs failed ar
               2-block config) on the check's data: finite losses, every part updated, GradScaler not stuck
   cpcl        SegAnyPETTrainerCPCL: the same checks, and the CPCL path must run on a low-quality case
   torchrun    ``torchrun --standalone --nproc_per_node=1 -m seganypet_nnunet.run.train ... -tr SegAnyPETTrainer_tiny``
-              (nccl on cuda, gloo on cpu), 2 epochs x 3 iterations + nnU-Net's final validation; its model is used by
+              (nccl on cuda, gloo on cpu), 2 epochs x 3 iterations + nnU-Net's final validation (tiny: the
+              ``_noMirroring`` variant, no test-time mirroring); its model is used by
   predict     ``seganypet_predict`` (automatic) vs ``nnUNetv2_predict``, same model, flags and test case: wall time,
               peak GPU memory (torch allocator) and peak RSS, voxel agreement of the two label maps
   session     ``SegAnyPETSession`` on the whole-body test case: set_image, first click, correction click (s, GiB)
@@ -253,12 +254,17 @@ def main_driver(a: argparse.Namespace) -> int:
 def main_step(a: argparse.Namespace) -> int:
     """``--step NAME``: one step in this process; writes WORK/steps/NAME.json."""
     sys.path.insert(0, str(HERE))
-    from _gpu_check_steps import STEPS, say
+    import _gpu_check_model as model
+    import _gpu_check_steps as steps
+    from _gpu_check_steps import say
+
+    module = model if a.step in ("torchrun", "predict", "session") else steps
+    step = getattr(module, f"step_{a.step}")
 
     work = Path(a.work)
     cfg = json.loads((work / "config.json").read_text())
     say(f"step {a.step}")
-    result = STEPS[a.step](cfg, work)
+    result = step(cfg, work)
     (work / "steps" / f"{a.step}.json").write_text(json.dumps(result, indent=1))
     say(f"step {a.step} done: {json.dumps(result)[:300]}")
     return 0
