@@ -154,7 +154,7 @@ def run_step(name: str, work: Path, env: dict, timeout: float) -> dict:
 def figures(name: str, r: dict) -> list[tuple[str, str]]:
     """(label, figures) rows of the table for one step's result."""
     if name == "env":
-        return [("device", f"{r.get('gpu', 'cpu')} | torch {r['torch']} cuda {r.get('cuda')} nccl {r.get('nccl')}")]
+        return [("device", f"{r.get('gpu', 'cpu')}; torch {r['torch']} cuda {r.get('cuda')} nccl {r.get('nccl')}")]
     if name == "data":
         return [("synthetic set", f"{r['cases']} cases, test image {r['test_image_size_ijk']} (i,j,k)")]
     if name == "plan":
