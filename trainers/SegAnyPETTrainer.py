@@ -40,9 +40,10 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
     never sees them (zero-shot evaluation). The automatic nnU-Net head still learns every class in dataset.json.
 
     Validation, ``perform_actual_validation`` and ``--npz`` are nnU-Net's own (automatic mode: ``forward(x)``).
-    Autocast / GradScaler only on cuda, as nnU-Net. Under DDP the prompted path calls ``encode`` / ``decode`` on the
-    wrapped module, which bypasses ``DistributedDataParallel.forward`` (its reducer never arms), so gradients are
-    averaged explicitly across ranks in ``_all_reduce_gradients``; every parameter gets a gradient each step.
+    Autocast (``amp_context``) / GradScaler only on cuda, as nnU-Net. Under DDP the prompted path calls ``encode`` /
+    ``decode`` on the wrapped module, which bypasses ``DistributedDataParallel.forward`` (its reducer never arms), so
+    gradients are averaged explicitly across ranks in ``_all_reduce_gradients``; every parameter gets a gradient each
+    step.
 
     Attributes:
         num_correction_rounds: correction clicks per step after the first prompt.
