@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from nnunetv2.utilities.helpers import dummy_context
-from torch import autocast, nn
+from torch import nn
 from torch._dynamo import OptimizedModule
 
 from seganypet_nnunet.trainers.base import CUDA, SeganypetBaseTrainer
@@ -206,8 +206,7 @@ class SamMed3DTrainer(SeganypetBaseTrainer):
         weight = torch.as_tensor(valid, dtype=torch.float32, device=self.device)
         n = self.num_click_iterations
         mask_only = {int(rng.integers(2, n - 1)), n - 1} if n > 3 else {n - 1} if n > 1 else set()
-        amp = autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context()
-        with amp:
+        with self.amp_context():
             with torch.no_grad() if (self.freeze_encoder or not train) else dummy_context():
                 embedding = net.encode(data)
             voxel_weight = None

@@ -8,8 +8,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
-from nnunetv2.utilities.helpers import dummy_context
-from torch import autocast, nn
+from torch import nn
 from torch._dynamo import OptimizedModule
 
 from seganypet_nnunet.cli_args import CUDA
@@ -41,9 +40,10 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
     never sees them (zero-shot evaluation). The automatic nnU-Net head still learns every class in dataset.json.
 
     Validation, ``perform_actual_validation`` and ``--npz`` are nnU-Net's own (automatic mode: ``forward(x)``).
-    Autocast / GradScaler only on cuda, as nnU-Net. Under DDP the prompted path calls ``encode`` / ``decode`` on the
-    wrapped module, which bypasses ``DistributedDataParallel.forward`` (its reducer never arms), so gradients are
-    averaged explicitly across ranks in ``_all_reduce_gradients``; every parameter gets a gradient each step.
+    Autocast (``amp_context``) / GradScaler only on cuda, as nnU-Net. Under DDP the prompted path calls ``encode`` /
+    ``decode`` on the wrapped module, which bypasses ``DistributedDataParallel.forward`` (its reducer never arms), so
+    gradients are averaged explicitly across ranks in ``_all_reduce_gradients``; every parameter gets a gradient each
+    step.
 
     Attributes:
         num_correction_rounds: correction clicks per step after the first prompt.
@@ -110,7 +110,7 @@ class SegAnyPETTrainer(SeganypetBaseTrainer):
             else target.to(self.device, non_blocking=True)
         )
         self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+        with self.amp_context():
             embedding = self._module().encode(data)
             loss = self.step_loss(embedding, target, batch)
         self._backward_and_step(loss)

@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.helpers import dummy_context
 from torch._dynamo import OptimizedModule
 
 import seganypet_nnunet
@@ -46,6 +47,9 @@ class SeganypetBaseTrainer(nnUNetTrainer):
     """
 
     budget: ClassVar[dict[str, int]] = {}
+    #: Autocast dtype off cuda (None: fp32, nnU-Net's CPU behaviour). Tests set ``torch.bfloat16`` to run the
+    #: cuda-only mixed-precision code path on the CPU (tests/trainers/test_autocast.py).
+    cpu_autocast_dtype: ClassVar[torch.dtype | None] = None
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict, device: torch.device = CUDA):
         super().__init__(plans, configuration, fold, dataset_json, device)
@@ -53,6 +57,15 @@ class SeganypetBaseTrainer(nnUNetTrainer):
             if not hasattr(self, name):
                 raise KeyError(f"{type(self).__name__}.budget: {name!r} is not an nnUNetTrainer attribute")
             setattr(self, name, value)
+
+    def amp_context(self):
+        """nnU-Net's mixed precision for a forward pass + loss: ``autocast("cuda")`` (fp16; the GradScaler nnU-Net
+        makes on cuda scales the backward) on cuda, none elsewhere unless ``cpu_autocast_dtype`` is set."""
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", enabled=True)
+        if self.cpu_autocast_dtype is not None:
+            return torch.autocast(self.device.type, dtype=self.cpu_autocast_dtype)
+        return dummy_context()
 
     #: Set by ``seganypet_train --trust_checkpoint``: ``load_checkpoint`` may then unpickle arbitrary objects.
     trust_checkpoint: bool = False

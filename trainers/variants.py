@@ -57,3 +57,13 @@ class SegAnyPETTrainer_demo_noPetPrior(SegAnyPETTrainer_demo):
     """The demo budget without PET-prior rounds (ablation of bench/bench_click_policy.py)."""
 
     pet_prior_probability = 0.0
+
+
+class SegAnyPETTrainer_tiny_noMirroring(SegAnyPETTrainer_tiny):
+    """TINY_BUDGET without mirroring (training augmentation and test-time): bench/gpu_check.py's tiny CPU mode, whose
+    final validation and predictions would otherwise run every tile 8 times."""
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        rotation, dummy_2d, initial_patch_size, _ = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        self.inference_allowed_mirroring_axes = None
+        return rotation, dummy_2d, initial_patch_size, None
