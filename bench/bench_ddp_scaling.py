@@ -103,9 +103,11 @@ def main() -> None:
         worker(a)
         return
     sys.path.insert(0, HERE)
-    from bench_train_throughput import PLANS_OF_PLANNER, make_dataset
+    from bench_train_throughput import make_dataset
 
-    a.p = a.p or PLANS_OF_PLANNER[a.pl]
+    from seganypet_nnunet.planners import get_planner_pair
+
+    a.p = a.p or get_planner_pair(a.pl)[0].default_plans_name
     single_threads = a.threads or (a.ranks if a.device == "cpu" else 1)
     with tempfile.TemporaryDirectory(prefix="bench_ddp_") as tmp:
         if a.d is None:

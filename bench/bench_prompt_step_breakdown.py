@@ -47,16 +47,17 @@ def main() -> None:
     p.add_argument("-device", default="cpu", choices=("cpu", "cuda"))
     a = p.parse_args()
     sys.path.insert(0, HERE)
-    from bench_train_throughput import PLANS_OF_PLANNER, build, make_dataset, timed_steps
+    from bench_train_throughput import build, make_dataset, timed_steps
 
     from seganypet_nnunet.cli_args import make_device
+    from seganypet_nnunet.planners import get_planner_pair
     from seganypet_nnunet.trainers.registry import get_trainer_class
 
     device = make_device(a.device)
     with tempfile.TemporaryDirectory(prefix="bench_breakdown_") as tmp:
         dataset = a.d if a.d is not None else make_dataset(tmp, a.pl, a.cases)
         os.environ["nnUNet_results"] = os.path.join(tmp, "results")
-        trainer, loader = build(get_trainer_class(a.tr), dataset, a.c, a.p or PLANS_OF_PLANNER[a.pl], device)
+        trainer, loader = build(get_trainer_class(a.tr), dataset, a.c, a.p or get_planner_pair(a.pl)[0].default_plans_name, device)
         timed_steps(trainer, loader, 2, device)
         prof = cProfile.Profile()
         prof.enable()
