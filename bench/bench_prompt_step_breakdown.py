@@ -57,7 +57,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_breakdown_") as tmp:
         dataset = a.d if a.d is not None else make_dataset(tmp, a.pl, a.cases)
         os.environ["nnUNet_results"] = os.path.join(tmp, "results")
-        trainer, loader = build(get_trainer_class(a.tr), dataset, a.c, a.p or get_planner_pair(a.pl)[0].default_plans_name, device)
+        trainer, loader = build(
+            get_trainer_class(a.tr), dataset, a.c, a.p or get_planner_pair(a.pl)[0].default_plans_name, device
+        )
         timed_steps(trainer, loader, 2, device)
         prof = cProfile.Profile()
         prof.enable()
