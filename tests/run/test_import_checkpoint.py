@@ -133,3 +133,26 @@ def test_bad_file_clear_error_nothing_written(nnunet_env, raw_dataset_in_env, re
     assert str(path) in str(info.value) and "\n" not in str(info.value)
     assert _results_entries(nnunet_env) == before
     assert not (nnunet_env.preprocessed / raw_dataset_in_env[1].name).exists()  # nothing planned either
+
+
+@pytest.mark.parametrize("prefix", [False, True])
+def test_upstream_training_checkpoint_reads_without_trust(tmp_path, released_state_dict, prefix):
+    """The dict upstream training saves (optimizer, scheduler, numpy scalars, Namespace), plain or with DDP's
+    ``module.`` prefixes inside ``model_state_dict``: only the weights are taken, no --trust_checkpoint needed."""
+    from released_files import upstream_training_checkpoint
+
+    path = upstream_training_checkpoint(tmp_path / "up.pth", released_state_dict, module_prefix=prefix)
+    sd, layout = read_released_state_dict(path)
+    assert layout == "model_state_dict" and list(sd) == list(released_state_dict)
+    assert all(torch.equal(sd[k], v) for k, v in released_state_dict.items())
+
+
+def test_malicious_released_file_never_runs(tmp_path, released_state_dict):
+    from bad_files import _RunsCode
+
+    marker = tmp_path / "CODE_RAN"
+    path = tmp_path / "evil.pth"
+    torch.save({"model_state_dict": {"a": torch.zeros(1)}, "args": _RunsCode(marker)}, path)
+    with pytest.raises(CheckpointError, match=r"evil.pth: refused to load.*globals io\.open"):
+        read_released_state_dict(path)
+    assert not marker.exists()
