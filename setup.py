@@ -60,7 +60,7 @@ setup(
         "tqdm",
     ],
     extras_require={
-        "test": ["pytest", "ruff", "medim==0.1.2", "requests"],
+        "test": ["pytest", "ruff", "medim==0.1.2", "requests", "torchio"],
         "napari": ["napari[pyqt5]>=0.5,<0.7"],  # the viewer plugin, seganypet_nnunet/napari_plugin
     },
     package_data={"seganypet_nnunet.napari_plugin": ["napari.yaml"]},

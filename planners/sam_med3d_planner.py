@@ -8,7 +8,8 @@ What the weights expect, planned instead of done by hand:
 - **128^3 patch**, batch size ``batch_size_cap``; only ``3d_fullres`` (no 2d, no lowres/cascade);
 - **normalisation**: ``NoNormalization`` for the single PET channel; the per-crop z-score over voxels > 0 runs inside
   the network, so each 128^3 crop is normalised exactly as SAM-Med3D / SegAnyPET normalise theirs;
-- **linear image resampling** (order 1, no separate-z), as upstream's torchio ``Resample`` (linear for images);
+- **linear image resampling** (order 1, no separate-z), as upstream's torchio ``Resample`` (linear for images), and
+  **nearest** resampling of the logits back to the original grid, as upstream resamples its thresholded mask;
 - the architecture entry names ``SamMed3DNet`` by dotted path (``sam_med3d_architecture``).
 
 ``standalone_plans`` / ``standalone_dataset_json`` are the same plans without a dataset (one PET channel): the
@@ -29,6 +30,8 @@ SAM_MED3D_SPACING_MM = 1.5
 SAM_MED3D_PATCH = 128
 STANDALONE_PLANS = "SamMed3DPlans"
 LINEAR_IMAGE_RESAMPLING = {"is_seg": False, "order": 1, "order_z": 0, "force_separate_z": False}
+#: logits back to the original grid: nearest, as upstream resamples its thresholded mask (nearest commutes with > 0)
+NEAREST_LOGIT_RESAMPLING = {"is_seg": False, "order": 0, "order_z": 0, "force_separate_z": False}
 
 
 class SamMed3DPlanner(ExperimentPlanner):
@@ -82,6 +85,7 @@ class SamMed3DPlanner(ExperimentPlanner):
             plan["batch_size"] = self.batch_size_cap
             plan["architecture"] = sam_med3d_architecture()
             plan["resampling_fn_data_kwargs"] = dict(LINEAR_IMAGE_RESAMPLING)
+            plan["resampling_fn_probabilities_kwargs"] = dict(NEAREST_LOGIT_RESAMPLING)
         return plan
 
     def save_plans(self, plans: dict) -> None:
@@ -116,7 +120,7 @@ def standalone_plans(batch_size: int = 1) -> dict:
     from seganypet_nnunet.model.sam_med3d.network import sam_med3d_architecture
 
     spacing, patch = [SAM_MED3D_SPACING_MM] * 3, [SAM_MED3D_PATCH] * 3
-    nearest_or_linear = {"is_seg": True, "order": 1, "order_z": 0, "force_separate_z": None}
+    seg_kwargs = {"is_seg": True, "order": 1, "order_z": 0, "force_separate_z": None}
     configuration = {
         "data_identifier": f"{STANDALONE_PLANS}_3d_fullres",
         "preprocessor_name": "DefaultPreprocessor",
@@ -129,9 +133,9 @@ def standalone_plans(batch_size: int = 1) -> dict:
         "resampling_fn_data": "resample_data_or_seg_to_shape",
         "resampling_fn_seg": "resample_data_or_seg_to_shape",
         "resampling_fn_data_kwargs": dict(LINEAR_IMAGE_RESAMPLING),
-        "resampling_fn_seg_kwargs": nearest_or_linear,
+        "resampling_fn_seg_kwargs": seg_kwargs,
         "resampling_fn_probabilities": "resample_data_or_seg_to_shape",
-        "resampling_fn_probabilities_kwargs": {**nearest_or_linear, "is_seg": False},
+        "resampling_fn_probabilities_kwargs": dict(NEAREST_LOGIT_RESAMPLING),
         "architecture": sam_med3d_architecture(),
         "batch_dice": False,
     }
