@@ -232,7 +232,8 @@ def import_checkpoint(
 
     Raises:
         SeganypetError: not exactly one of ``dataset_id`` / ``output_folder``, an unknown dataset, a model folder
-            that exists without ``overwrite``, or a path that is not a folder (all before anything is read or made).
+            that exists without ``overwrite`` (``ModelFolderExistsError``, also a FileExistsError), or a path that
+            is not a folder (all before anything is read or made).
         CheckpointError: unreadable or unsafe file, or keys / shapes that do not match ``SamMed3DNet`` (nothing is
             written).
     """
@@ -265,11 +266,15 @@ def import_checkpoint(
     return folder
 
 
+class ModelFolderExistsError(SeganypetError, FileExistsError):
+    """The model folder exists and ``overwrite`` is False (also a FileExistsError for API callers)."""
+
+
 def _check_target(folder: Path, overwrite: bool, what: str) -> None:
     if folder.exists() and not folder.is_dir():
         raise SeganypetError(f"{what} {folder}: exists and is not a folder")
     if folder.exists() and not overwrite:
-        raise SeganypetError(f"{what} {folder}: exists; pass --overwrite to replace it")
+        raise ModelFolderExistsError(f"{what} {folder}: exists; pass --overwrite to replace it")
 
 
 @cli_entry("seganypet_import_checkpoint")
