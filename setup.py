@@ -30,6 +30,7 @@ CONSOLE_SCRIPTS = [
     "seganypet_plan_and_preprocess = seganypet_nnunet.run.plan_and_preprocess:plan_and_preprocess_entry",
     "seganypet_train = seganypet_nnunet.run.train:train_entry",
     "seganypet_import_checkpoint = seganypet_nnunet.run.import_checkpoint:import_checkpoint_entry",
+    "seganypet_check_model = seganypet_nnunet.run.check_model:check_model_entry",
     "seganypet_predict = seganypet_nnunet.inference.predict:predict_entry",
     "seganypet_evaluate = seganypet_nnunet.evaluation.evaluate_cli:evaluate_entry",
     "seganypet_demo = seganypet_nnunet.demo:demo_entry",
@@ -62,7 +63,7 @@ setup(
         "blosc2",  # the NNIA arrays of seganypet_serve (nnU-Net depends on it too)
     ],
     extras_require={
-        "test": ["pytest", "ruff", "medim==0.1.2", "requests", "nninteractive-client==2.6.0"],
+        "test": ["pytest", "ruff", "medim==0.1.2", "requests", "torchio", "nninteractive-client==2.6.0"],
         "napari": ["napari[pyqt5]>=0.5,<0.7"],  # the viewer plugin, seganypet_nnunet/napari_plugin
     },
     package_data={"seganypet_nnunet.napari_plugin": ["napari.yaml"]},

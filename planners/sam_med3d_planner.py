@@ -8,7 +8,12 @@ What the weights expect, planned instead of done by hand:
 - **128^3 patch**, batch size ``batch_size_cap``; only ``3d_fullres`` (no 2d, no lowres/cascade);
 - **normalisation**: ``NoNormalization`` for the single PET channel; the per-crop z-score over voxels > 0 runs inside
   the network, so each 128^3 crop is normalised exactly as SAM-Med3D / SegAnyPET normalise theirs;
+- **linear image resampling** (order 1, no separate-z), as upstream's torchio ``Resample`` (linear for images), and
+  **nearest** resampling of the logits back to the original grid, as upstream resamples its thresholded mask;
 - the architecture entry names ``SamMed3DNet`` by dotted path (``sam_med3d_architecture``).
+
+``standalone_plans`` / ``standalone_dataset_json`` are the same plans without a dataset (one PET channel): the
+zero-shot model folder of ``seganypet_import_checkpoint -o``, whose preprocessing depends on no dataset statistic.
 
 Use through ``plan_experiment_dataset(dataset_id, SamMed3DPlanner)`` or ``seganypet_plan_and_preprocess -pl
 SamMed3DPlanner`` (plans ``SamMed3DPlans``).
@@ -23,6 +28,10 @@ from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner
 
 SAM_MED3D_SPACING_MM = 1.5
 SAM_MED3D_PATCH = 128
+STANDALONE_PLANS = "SamMed3DPlans"
+LINEAR_IMAGE_RESAMPLING = {"is_seg": False, "order": 1, "order_z": 0, "force_separate_z": False}
+#: logits back to the original grid: nearest, as upstream resamples its thresholded mask (nearest commutes with > 0)
+NEAREST_LOGIT_RESAMPLING = {"is_seg": False, "order": 0, "order_z": 0, "force_separate_z": False}
 
 
 class SamMed3DPlanner(ExperimentPlanner):
@@ -75,6 +84,8 @@ class SamMed3DPlanner(ExperimentPlanner):
             plan["patch_size"] = [SAM_MED3D_PATCH] * 3
             plan["batch_size"] = self.batch_size_cap
             plan["architecture"] = sam_med3d_architecture()
+            plan["resampling_fn_data_kwargs"] = dict(LINEAR_IMAGE_RESAMPLING)
+            plan["resampling_fn_probabilities_kwargs"] = dict(NEAREST_LOGIT_RESAMPLING)
         return plan
 
     def save_plans(self, plans: dict) -> None:
@@ -89,3 +100,55 @@ class SamMed3DPlannerBatch1(SamMed3DPlanner):
 
     default_plans_name = "SamMed3DPlansB1"
     batch_size_cap = 1
+
+
+def standalone_dataset_json() -> dict:
+    """dataset.json of a zero-shot model folder: one PET channel, one foreground label (a promptable target)."""
+    return {
+        "channel_names": {"0": "PET"},
+        "labels": {"background": 0, "target": 1},
+        "numTraining": 0,
+        "file_ending": ".nii.gz",
+        "name": "SegAnyPETZeroShot",
+        "description": "released SAM-Med3D / SegAnyPET weights, zero-shot (seganypet_import_checkpoint -o)",
+    }
+
+
+def standalone_plans(batch_size: int = 1) -> dict:
+    """``SamMed3DPlanner``'s plans without a dataset: 1.5 mm, 128^3, no transpose, NoNormalization, linear image
+    resampling; the median shape/spacing fields (used by nothing at inference) are the patch at 1.5 mm."""
+    from seganypet_nnunet.model.sam_med3d.network import sam_med3d_architecture
+
+    spacing, patch = [SAM_MED3D_SPACING_MM] * 3, [SAM_MED3D_PATCH] * 3
+    seg_kwargs = {"is_seg": True, "order": 1, "order_z": 0, "force_separate_z": None}
+    configuration = {
+        "data_identifier": f"{STANDALONE_PLANS}_3d_fullres",
+        "preprocessor_name": "DefaultPreprocessor",
+        "batch_size": batch_size,
+        "patch_size": patch,
+        "median_image_size_in_voxels": [float(p) for p in patch],
+        "spacing": spacing,
+        "normalization_schemes": ["NoNormalization"],
+        "use_mask_for_norm": [False],
+        "resampling_fn_data": "resample_data_or_seg_to_shape",
+        "resampling_fn_seg": "resample_data_or_seg_to_shape",
+        "resampling_fn_data_kwargs": dict(LINEAR_IMAGE_RESAMPLING),
+        "resampling_fn_seg_kwargs": seg_kwargs,
+        "resampling_fn_probabilities": "resample_data_or_seg_to_shape",
+        "resampling_fn_probabilities_kwargs": dict(NEAREST_LOGIT_RESAMPLING),
+        "architecture": sam_med3d_architecture(),
+        "batch_dice": False,
+    }
+    return {
+        "dataset_name": "Dataset000_SegAnyPETZeroShot",
+        "plans_name": STANDALONE_PLANS,
+        "original_median_spacing_after_transp": spacing,
+        "original_median_shape_after_transp": patch,
+        "image_reader_writer": "SimpleITKIO",
+        "transpose_forward": [0, 1, 2],
+        "transpose_backward": [0, 1, 2],
+        "configurations": {"3d_fullres": configuration},
+        "experiment_planner_used": "SamMed3DPlanner",
+        "label_manager": "LabelManager",
+        "foreground_intensity_properties_per_channel": {"0": {}},  # NoNormalization reads none
+    }

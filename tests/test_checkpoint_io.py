@@ -131,3 +131,49 @@ def test_train_continue_and_trainer_hook(model, tmp_path, capsys, monkeypatch):
     with pytest.raises(CheckpointError, match="hook.pth: refused to load"):
         trainer.load_checkpoint(str(path))
     assert not marker.exists()
+
+
+def test_upstream_training_checkpoint_loads_without_trust(tmp_path):
+    """The dict upstream's train.py saves (AdamW/MultiStepLR state, numpy scalars, argparse.Namespace) is read by the
+    weights_only unpickler with the allowlist; the allowlist does not leak into torch's process-wide list."""
+    import argparse
+
+    import numpy as np
+    import torch
+    from released_files import upstream_training_checkpoint
+
+    sd = {"a.weight": torch.randn(2, 3), "a.bias": torch.zeros(2)}
+    path = upstream_training_checkpoint(tmp_path / "up.pth", sd)
+    ckpt = load_checkpoint(path)
+    assert isinstance(ckpt["args"], argparse.Namespace) and ckpt["args"].model_type == "vit_b_ori"
+    assert isinstance(ckpt["best_loss"], np.float64) and isinstance(ckpt["dices"][1], np.float32)
+    assert ckpt["optimizer_state_dict"]["param_groups"][1]["lr"] == 8e-6
+    assert torch.equal(ckpt["model_state_dict"]["a.weight"], sd["a.weight"])
+    assert argparse.Namespace not in torch.serialization.get_safe_globals()
+    with pytest.raises(Exception, match="Unsupported global"):  # outside our loader, torch's default list applies
+        torch.load(path, weights_only=True)
+
+
+def test_numpy_object_scalar_refused(tmp_path):
+    """numpy's scalar constructor with an object dtype (bytes read as a pointer) is refused, not rebuilt."""
+    import numpy as np
+    import torch
+
+    class ObjectScalar:
+        def __reduce__(self):
+            return (np._core.multiarray.scalar, (np.dtype("O"), b"\x00" * 8))
+
+    torch.save({"x": ObjectScalar()}, tmp_path / "obj.pth")
+    with pytest.raises(CheckpointError, match="obj.pth: refused to load"):
+        load_checkpoint(tmp_path / "obj.pth")
+
+
+def test_refusal_names_every_global_on_one_line(tmp_path):
+    marker = tmp_path / "ran"
+    path = malicious_checkpoint(tmp_path / "m.pth", marker)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert "globals io.open" in str(info.value) and "\n" not in str(info.value)
+    assert not marker.exists()
+    with pytest.raises(CheckpointError, match="is a directory"):
+        load_checkpoint(tmp_path)

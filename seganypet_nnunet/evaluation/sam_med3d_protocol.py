@@ -62,7 +62,8 @@ class OracleCropSession(SegAnyPETSession):
     def pin_crop(self, centre_pre: np.ndarray) -> tuple[tuple[int, int], ...]:
         """Pins the current target's crop on ``centre_pre`` (preprocessed voxel); returns the crop box."""
         self._pinned = np.asarray(centre_pre, float)
-        return centred_box(self._pinned, self.patch, self.geometry.preprocessed_shape)
+        # SamMed3DNet: unclamped, zero-padded outside the image, as upstream's CropOrPad (``centred_crops``)
+        return centred_box(self._pinned, self.patch, self.geometry.preprocessed_shape, not self._centred_crops)
 
     def _interact(self, centre: np.ndarray, points: list | None = None, box: tuple | None = None) -> np.ndarray:
         if self._pinned is not None:

@@ -2,8 +2,10 @@
 and the decoder run on a crop with a target's prompts, averaged over the fold networks.
 
 Space: crops are half-open boxes in preprocessed voxel space, axes (P0, P1, P2); points and box corners given to
-``decode`` are preprocessed voxels; inside, network-input voxel = preprocessed voxel - crop start (a crop smaller
-than the patch, at an image smaller than the patch, is zero-padded at the high end).
+``decode`` are preprocessed voxels; inside, network-input voxel = preprocessed voxel - crop start. A box may leave the
+image (a crop centred on a click near the border, ``follow.centred_box(clamp=False)``): the part outside is zero
+(padding before the network's normalisation, as torchio's ``CropOrPad``). A crop smaller than the patch, at an image
+smaller than the patch, is zero-padded at the high end.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from seganypet_nnunet.inference.follow import Box, box_slices
+from seganypet_nnunet.inference.follow import Box, box_slices, clip_box
 from seganypet_nnunet.inference.revert import BACKGROUND_LOGIT
 from seganypet_nnunet.prompts.types import Prompts
 
@@ -57,16 +59,23 @@ class CropDecoder:
         if box in self._cache:
             self._cache.move_to_end(box)
             return self._cache[box]
-        x = self._data[(slice(None), *box_slices(box))]
-        pad = [p - s for p, s in zip(self.patch, x.shape[1:], strict=True)]
-        if any(pad):
-            x = torch.nn.functional.pad(x, [v for q in reversed(pad) for v in (0, q)])
+        inner = clip_box(box, self._data.shape[1:])
+        part = self._data[(slice(None), *box_slices(inner))]
+        x = part
+        if tuple(part.shape[1:]) != self.patch:
+            x = part.new_zeros((part.shape[0], *self.patch))
+            x[(slice(None), *self._inside(box, inner))] = part
         with torch.no_grad():
             emb = [net.encode(x[None].to(self.device)) for net in self.networks]
         self._cache[box] = emb
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return emb
+
+    @staticmethod
+    def _inside(box: Box, inner: Box) -> tuple[slice, slice, slice]:
+        """Where ``inner`` (the part of ``box`` inside the image) lies in the patch-size network input."""
+        return tuple(slice(i - b, i - b + (j - i)) for (b, _), (i, j) in zip(box, inner, strict=True))
 
     def decode(
         self,
@@ -81,8 +90,10 @@ class CropDecoder:
             box: half-open crop (P0, P1, P2).
             points: [(preprocessed voxel (3,), label 1/0)]; those outside the crop are left out.
             box_prompt: (min, max) preprocessed voxel corners or None.
-            prev: the crop's current logits (the dense mask prompt), at most the patch's shape.
+            prev: current logits of the part of ``box`` inside the image (the dense mask prompt).
         """
+        inner = clip_box(box, self._data.shape[1:])
+        at = self._inside(box, inner)
         start = np.array([a for a, _ in box], float)
         stop = np.array([b for _, b in box], float)
         pts = [(p - start, lab) for p, lab in points if ((p >= start - 0.5) & (p < stop - 0.5)).all()]
@@ -97,11 +108,11 @@ class CropDecoder:
             kw["boxes"] = torch.tensor(np.stack([np.clip(lo, 0, top), np.clip(hi, 0, top)]), dtype=torch.float32)[None]
             kw["box_mask"] = torch.tensor([hit])
         dense = np.full(self.patch, BACKGROUND_LOGIT, np.float32)
-        dense[tuple(slice(0, s) for s in prev.shape)] = prev
+        dense[at] = prev
         kw["mask"] = torch.from_numpy(dense)[None, None]
         kw["mask_present"] = torch.tensor([bool((prev > 0).any())])
         prompts = Prompts(**kw).to(self.device)
         with torch.no_grad():
             out = [net.decode(emb, prompts)[0] for net, emb in zip(self.networks, self.embeddings(box), strict=True)]
         logits = torch.stack(out).mean(0)[0, 0].float().cpu().numpy()
-        return logits[tuple(slice(0, s) for s in prev.shape)]
+        return logits[at]

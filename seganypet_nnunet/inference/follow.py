@@ -23,23 +23,31 @@ def box_slices(box: Box) -> tuple[slice, slice, slice]:
     return tuple(slice(a, b) for a, b in box)
 
 
-def centred_box(centre: Sequence[float], patch: Sequence[int], shape: Sequence[int]) -> Box:
-    """A patch-size box centred on ``centre`` and clamped into the image (smaller if the image is smaller).
+def centred_box(centre: Sequence[float], patch: Sequence[int], shape: Sequence[int], clamp: bool = True) -> Box:
+    """A patch-size box centred on ``centre``, clamped into the image (smaller if the image is smaller).
 
     Args:
         centre: (3,) preprocessed voxel coordinate (float).
         patch: (3,) patch size, preprocessed axis order.
         shape: (3,) preprocessed image shape.
+        clamp: False: the box stays centred (start = round(centre) - patch // 2, as torchio's ``CropOrPad`` centred
+            on one voxel) and may leave the image; the caller zero-pads (``clip_box`` gives the part inside).
     Returns:
-        Half-open box in preprocessed voxel space; its size is ``min(patch, shape)`` per axis.
+        Half-open box in preprocessed voxel space; its size is ``min(patch, shape)`` per axis (``patch`` unclamped).
     """
     box = []
     for c, p, s in zip(centre, patch, shape, strict=True):
-        p = min(int(p), int(s))
+        p = int(p) if not clamp else min(int(p), int(s))
         start = int(np.floor(float(c) + 0.5)) - p // 2
-        start = max(0, min(start, int(s) - p))
+        if clamp:
+            start = max(0, min(start, int(s) - p))
         box.append((start, start + p))
     return tuple(box)
+
+
+def clip_box(box: Box, shape: Sequence[int]) -> Box:
+    """The part of ``box`` inside an image of ``shape`` (preprocessed voxel space)."""
+    return tuple((max(a, 0), min(b, int(s))) for (a, b), s in zip(box, shape, strict=True))
 
 
 def shifted_box(box: Box, axis: int, direction: int, patch: Sequence[int], shape: Sequence[int]) -> Box:
@@ -79,12 +87,15 @@ def follow_object(
 ) -> list[Box]:
     """Segment ``first_box``, then extend into neighbouring crops while the mask touches an inner crop border.
 
-    The first crop overwrites the buffer (it may shrink the mask after a negative click). Extension crops receive the
-    current buffer content as dense prompt and are merged with ``max`` where they overlap already-visited crops, so
-    an extension only adds to the object. The loop ends when no open border is touched or after ``max_crops``.
+    ``first_box`` may leave the image (an unclamped ``centred_box``): ``segment_crop`` then gets that box and the
+    buffer content of the part inside (``clip_box``) and returns logits of that part; the boxes returned are the
+    parts inside. The first crop overwrites the buffer (it may shrink the mask after a negative click). Extension crops
+    receive the current buffer content as dense prompt and are merged with ``max`` where they overlap already-visited
+    crops, so an extension only adds to the object. The loop ends when no open border is touched or after ``max_crops``.
 
     Args:
-        segment_crop: ``(box, prev_logits_crop) -> logits_crop``; both arrays have the box's shape.
+        segment_crop: ``(box, prev_logits_crop) -> logits_crop``; both arrays have the shape of the box's part
+            inside the image.
         logits: (P0, P1, P2) float full-image logit buffer in preprocessed voxel space; **updated in place**.
         first_box: crop to segment first (preprocessed voxel space, half-open).
         patch: (3,) patch size; neighbouring crops are shifted by ``patch // 2``.
@@ -100,11 +111,12 @@ def follow_object(
     covered = np.zeros(shape, dtype=bool)
     queue: deque[Box] = deque([first_box])
     while queue and len(visited) < max_crops:
-        box = queue.popleft()
+        full = queue.popleft()
+        box = clip_box(full, shape)
         if box in visited:
             continue
         sl = box_slices(box)
-        new = np.asarray(segment_crop(box, logits[sl].copy()), dtype=logits.dtype)
+        new = np.asarray(segment_crop(full, logits[sl].copy()), dtype=logits.dtype)
         if new.shape != logits[sl].shape:
             raise ValueError(f"segment_crop returned shape {new.shape} for box {box}, expected {logits[sl].shape}")
         if visited:

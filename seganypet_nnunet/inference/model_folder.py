@@ -78,6 +78,15 @@ def _checkpoint_field(ckpt, key: str, path: Path):
     return ckpt[key]
 
 
+def _single_fold_all(folder: Path, folds: Sequence[int | str], checkpoint: str) -> Sequence[int | str]:
+    """``("all",)`` when none of ``folds`` exists and ``fold_all`` is the folder's only fold (an imported released
+    model, ``seganypet_import_checkpoint``), so the commands' default folds load it; else ``folds`` unchanged."""
+    if any((folder / f"fold_{f}").is_dir() for f in folds):
+        return folds
+    present = [p.name for p in folder.glob("fold_*") if p.is_dir()]
+    return ("all",) if present == ["fold_all"] and (folder / "fold_all" / checkpoint).is_file() else folds
+
+
 def load_model_folder(
     folder: str | Path,
     folds: Sequence[int | str] = (0,),
@@ -87,7 +96,8 @@ def load_model_folder(
 ) -> LoadedModel:
     """Reads plans, dataset.json and the fold checkpoints of ``folder``.
 
-    Checkpoints are read with ``checkpoint_io.load_checkpoint`` (``torch.load(weights_only=True)``); ``trusted=True``
+    A folder whose only fold is ``fold_all`` (an imported released model) is loaded with that fold when none of
+    ``folds`` exists. Checkpoints are read with ``checkpoint_io.load_checkpoint`` (weights_only); ``trusted=True``
     (the CLIs' ``--trust_checkpoint``) allows checkpoints holding other objects, for files from a trusted source.
 
     Raises:
@@ -102,6 +112,7 @@ def load_model_folder(
         raise InputNotFoundError(f"{folder}: model folder not found")
     plans = io_utils.read_json_object(folder / "plans.json")
     dataset_json = io_utils.read_json_object(folder / "dataset.json")
+    folds = _single_fold_all(folder, folds, checkpoint)
     paths = [folder / f"fold_{f}" / checkpoint for f in folds]
     for f, path in zip(folds, paths, strict=True):
         if not path.is_file():

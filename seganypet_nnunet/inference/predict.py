@@ -236,16 +236,19 @@ def predict_entry(argv: list[str] | None = None) -> None:
     from seganypet_nnunet.cli_args import (
         add_device_argument,
         add_model_arguments,
+        add_model_folder_argument,
         add_trust_checkpoint_argument,
         device_from_args,
         parse_folds,
+        require_model_choice,
         resolve_model_folder,
     )
 
     p = argparse.ArgumentParser(description="SegAnyPET prediction (nnUNetv2_predict flags; --prompts for prompts)")
     p.add_argument("-i", required=True, help="[REQUIRED] input folder (CASE_0000.nii.gz ...)")
     p.add_argument("-o", required=True, help="[REQUIRED] output folder")
-    add_model_arguments(p, dataset_required=True, default_folds=["0", "1", "2", "3", "4"])
+    add_model_arguments(p, dataset_required=False, default_folds=["0", "1", "2", "3", "4"])
+    add_model_folder_argument(p)
     p.add_argument("--prompts", default=None, help="[OPTIONAL] prompt JSON (our schema or an autoPET IV click file)")
     p.add_argument("--per_target_files", action="store_true", help="[OPTIONAL] prompted: one file per target")
     add_device_argument(p)
@@ -261,6 +264,7 @@ def predict_entry(argv: list[str] | None = None) -> None:
     p.add_argument("--continue_prediction", action="store_true", help="[OPTIONAL] skip cases with valid outputs")
     p.add_argument("-prev_stage_predictions", default=None, help="[OPTIONAL] previous stage folder (cascades)")
     a = p.parse_args(argv)
+    require_model_choice(p, a)
     with as_user_error("-f"):
         folds = parse_folds(a.f)
     split.select_part({}, a.num_parts, a.part_id)  # flag errors before loading the model

@@ -26,7 +26,7 @@ from seganypet_nnunet.inference import coordinates as C
 from seganypet_nnunet.inference import reader_region as RR
 from seganypet_nnunet.inference.boxed import BoxedMask
 from seganypet_nnunet.inference.crop_decoder import CropDecoder
-from seganypet_nnunet.inference.follow import Box, box_slices, centred_box, follow_object
+from seganypet_nnunet.inference.follow import Box, box_slices, centred_box, clip_box, follow_object
 from seganypet_nnunet.inference.image_input import preprocess_image, read_image
 from seganypet_nnunet.inference.model_folder import LoadedModel, load_model_folder
 from seganypet_nnunet.inference.revert import BACKGROUND_LOGIT, RegionReverter
@@ -78,6 +78,8 @@ class SegAnyPETSession:
         self.undo_depth, self.undo_bytes = undo_depth, undo_bytes
         self.click_policy = click_policy
         self.max_points = int(getattr(getattr(self.networks[0], "config", None), "max_points", 64))
+        # SamMed3DNet: the first crop is centred on the click and zero-padded outside the image (upstream's CropOrPad)
+        self._centred_crops = bool(getattr(self.networks[0], "centred_crops", False))
         # set by set_image
         self.properties: dict | None = None
         self.geometry: C.PreprocessingGeometry | None = None
@@ -389,7 +391,8 @@ class SegAnyPETSession:
             (a == 0 or a + m <= c) and (b == n or c <= b - 1 - m)
             for (a, b), c, m, n in zip(t.crop, centre, margin, g.preprocessed_shape, strict=True)
         )
-        first = t.crop if (inside and box is None) else centred_box(centre, self.patch, g.preprocessed_shape)
+        clamp = not self._centred_crops
+        first = t.crop if (inside and box is None) else centred_box(centre, self.patch, g.preprocessed_shape, clamp)
         visited = self._segment(t, first, points or [], box)
         self._refresh_mask(t, visited)
         return self.mask()
@@ -405,9 +408,10 @@ class SegAnyPETSession:
         if t.logits is None:
             t.logits = np.full(self.geometry.preprocessed_shape, BACKGROUND_LOGIT, np.float32)
         old: list[tuple[Box, bytes]] = []
+        prev_shape = self.geometry.preprocessed_shape
 
         def segment(bx: Box, prev: np.ndarray) -> np.ndarray:
-            old.append((bx, pack(prev)))  # prev is the buffer content this crop overwrites
+            old.append((clip_box(bx, prev_shape), pack(prev)))  # prev: the buffer content this crop overwrites
             return self._decoder.decode(bx, t.points, t.box, prev)
 
         before = t.logits.copy() if correction and points and self.click_policy.local_corrections else None

@@ -1,7 +1,11 @@
 """``seganypet_import_checkpoint``: a released SAM-Med3D / SegAnyPET checkpoint -> an nnU-Net model folder.
 
-``seganypet_import_checkpoint --checkpoint seganypet_v2.pth -d 221`` reads the file with ``load_checkpoint``
-(``torch.load(weights_only=True)``: no pickled code runs), accepts a raw state_dict or ``{"model_state_dict": ...}``
+``seganypet_import_checkpoint --checkpoint seganypet_v2.pth -o MODEL_FOLDER`` writes a self-contained zero-shot
+model folder (``SamMed3DPlanner``'s fixed preprocessing, one PET channel; no dataset needed) that ``-m MODEL_FOLDER``
+loads. ``-d 221`` instead writes the folder below for fine-tuning on a dataset. The file is read with
+``load_checkpoint`` (``weights_only`` unpickler with an allowlist of harmless globals: no pickled code runs; upstream's
+training checkpoints with optimizer state, numpy scalars and an ``argparse.Namespace`` load as they are),
+accepts a raw state_dict or ``{"model_state_dict": ...}``
 (optionally with DDP's ``module.`` prefix), loads it STRICTLY into ``SamMed3DNet`` and writes, atomically,
 
     $nnUNet_results/DatasetXXX_Name/<NAME>__<PLANS>__3d_fullres/
@@ -27,6 +31,7 @@ from torch import nn
 import seganypet_nnunet
 from seganypet_nnunet import io_utils
 from seganypet_nnunet.checkpoint_io import CheckpointError, load_checkpoint
+from seganypet_nnunet.errors import InputNotFoundError, SeganypetError, cli_entry, one_line
 
 DEFAULT_NAME = "SamMed3DImported"
 CONFIGURATION = "3d_fullres"
@@ -133,16 +138,16 @@ def dataset_plans(dataset_id: int | str, planner: str) -> tuple[dict, dict, str]
     """(plans, dataset.json, dataset name): existing plans of ``planner`` in nnUNet_preprocessed, else planned now.
 
     Raises:
-        ValueError: the plans' 3d_fullres network is not SamMed3DNet.
+        SeganypetError: unknown dataset, or the plans' 3d_fullres network is not SamMed3DNet.
     """
     from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
     from seganypet_nnunet.model.sam_med3d.network import SamMed3DNet
     from seganypet_nnunet.planners import get_planner_pair
+    from seganypet_nnunet.run.plan_and_preprocess import planning_thread_setting
 
     planner_class = get_planner_pair(planner)[0]
-    name = maybe_convert_to_dataset_name(dataset_id)
+    name = dataset_name(dataset_id)
     plans_file = Path(nnUNet_preprocessed) / name / f"{planner_class.default_plans_name}.json"
     if not plans_file.is_file():
         from nnunetv2.experiment_planning.plan_and_preprocess_api import (
@@ -151,7 +156,8 @@ def dataset_plans(dataset_id: int | str, planner: str) -> tuple[dict, dict, str]
         )
 
         extract_fingerprint_dataset(int(name[7:10]), num_processes=1, check_dataset_integrity=False, verbose=False)
-        plan_experiment_dataset(int(name[7:10]), planner_class)
+        with planning_thread_setting():  # nnUNet_n_proc_DA=0 (the CPU setting) would stop nnU-Net's planner
+            plan_experiment_dataset(int(name[7:10]), planner_class)
     plans = json.loads(plans_file.read_text())
     ds_file = Path(nnUNet_preprocessed) / name / "dataset.json"
     if not ds_file.is_file():
@@ -159,14 +165,57 @@ def dataset_plans(dataset_id: int | str, planner: str) -> tuple[dict, dict, str]
     arch = plans["configurations"].get(CONFIGURATION, {}).get("architecture", {})
     want = f"{SamMed3DNet.__module__}.{SamMed3DNet.__qualname__}"
     if arch.get("network_class_name") != want:
-        raise ValueError(f"{plans_file}: 3d_fullres network is {arch.get('network_class_name')!r}, not {want}")
+        raise SeganypetError(f"{plans_file}: 3d_fullres network is {arch.get('network_class_name')!r}, not {want}")
     return plans, json.loads(ds_file.read_text()), name
+
+
+def dataset_name(dataset_id: int | str) -> str:
+    """``DatasetXXX_Name`` for an id or name in nnUNet_raw / nnUNet_preprocessed; SeganypetError when unknown."""
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
+    try:
+        return maybe_convert_to_dataset_name(dataset_id)
+    except (RuntimeError, ValueError) as err:
+        msg = f"-d {dataset_id}: no such dataset in nnUNet_raw / nnUNet_preprocessed ({one_line(err)})"
+        raise SeganypetError(msg) from None
+
+
+def _checked_state_dict(checkpoint: Path, trusted: bool) -> tuple[dict[str, torch.Tensor], str]:
+    """The released weights of ``checkpoint``, key/shape-checked against ``SamMed3DNet`` on the meta device."""
+    from seganypet_nnunet.model.sam_med3d.network import SamMed3DNet
+
+    state_dict, layout = read_released_state_dict(checkpoint, trusted=trusted)
+    with torch.device("meta"):  # key/shape check before anything is planned or written
+        problems = state_dict_problems(SamMed3DNet().state_dict(), state_dict)
+    if problems:
+        raise CheckpointError(f"{checkpoint}: not a SAM-Med3D vit_b_ori file ({len(state_dict)} keys): {problems}")
+    return state_dict, layout
+
+
+def _write_model_folder(
+    folder: Path, plans: dict, dataset_json: dict, state_dict: dict, checkpoint: Path, extra: dict
+) -> None:
+    """Builds the network from ``plans``, loads ``state_dict`` strictly and writes the folder (temp name, rename)."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from seganypet_nnunet.inference.model_folder import build_network
+
+    pm = PlansManager(plans)
+    network = build_network(pm, pm.get_configuration(CONFIGURATION), dataset_json)
+    load_strict(network, state_dict, checkpoint)
+    with io_utils.atomic_folder(folder) as tmp:
+        io_utils.write_json(plans, tmp / "plans.json")
+        io_utils.write_json(dataset_json, tmp / "dataset.json")
+        (tmp / f"fold_{FOLD}").mkdir()
+        ckpt = nnunet_checkpoint(network, plans, dataset_json, extra)
+        torch.save(ckpt, tmp / f"fold_{FOLD}" / "checkpoint_final.pth")
 
 
 def import_checkpoint(
     checkpoint: str | Path,
-    dataset_id: int | str,
+    dataset_id: int | str | None = None,
     *,
+    output_folder: str | Path | None = None,
     name: str = DEFAULT_NAME,
     planner: str = "SamMed3DPlanner",
     overwrite: bool = False,
@@ -174,54 +223,95 @@ def import_checkpoint(
 ) -> Path:
     """Writes the model folder for a released checkpoint (module docstring) and returns its path.
 
+    Args:
+        checkpoint: the released file.
+        dataset_id: write ``$nnUNet_results/DatasetXXX/<name>__<plans>__3d_fullres`` with the dataset's plans
+            (fine-tuning on a dataset).
+        output_folder: instead of ``dataset_id``: a self-contained zero-shot model folder at this path, with
+            ``SamMed3DPlanner``'s fixed preprocessing (``standalone_plans``) and a one-channel PET dataset.json.
+
     Raises:
-        CheckpointError: unreadable file, or keys / shapes that do not match ``SamMed3DNet`` (nothing is written).
-        FileExistsError: the model folder exists and ``overwrite`` is False.
+        SeganypetError: not exactly one of ``dataset_id`` / ``output_folder``, an unknown dataset, a model folder
+            that exists without ``overwrite`` (``ModelFolderExistsError``, also a FileExistsError), or a path that
+            is not a folder (all before anything is read or made).
+        CheckpointError: unreadable or unsafe file, or keys / shapes that do not match ``SamMed3DNet`` (nothing is
+            written).
     """
     from nnunetv2.utilities.file_path_utilities import get_output_folder
-    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from seganypet_nnunet.inference.model_folder import build_network
-    from seganypet_nnunet.model.sam_med3d.network import SamMed3DNet
+    from seganypet_nnunet.planners.sam_med3d_planner import standalone_dataset_json, standalone_plans
 
+    if (dataset_id is None) == (output_folder is None):
+        raise SeganypetError("give exactly one of -d DATASET (model folder in nnUNet_results) or -o MODEL_FOLDER")
     checkpoint = Path(checkpoint)
-    state_dict, layout = read_released_state_dict(checkpoint, trusted=trusted)
-    with torch.device("meta"):  # key/shape check before anything is planned or written
-        problems = state_dict_problems(SamMed3DNet().state_dict(), state_dict)
-    if problems:
-        raise CheckpointError(f"{checkpoint}: not a SAM-Med3D vit_b_ori file ({len(state_dict)} keys): {problems}")
-    plans, dataset_json, _ = dataset_plans(dataset_id, planner)
-    pm = PlansManager(plans)
-    network = build_network(pm, pm.get_configuration(CONFIGURATION), dataset_json)
-    load_strict(network, state_dict, checkpoint)
-    folder = Path(get_output_folder(dataset_id, name, pm.plans_name, CONFIGURATION))
-    if folder.exists() and not overwrite:
-        raise FileExistsError(f"model folder {folder} exists; pass --overwrite to replace it")
+    if checkpoint.is_dir():
+        raise SeganypetError(f"--checkpoint {checkpoint}: is a directory, not a checkpoint file")
+    if not checkpoint.is_file():
+        raise InputNotFoundError(f"--checkpoint {checkpoint}: file not found")
+    if output_folder is not None:
+        folder = Path(output_folder)
+        _check_target(folder, overwrite, "-o")
+        state_dict, layout = _checked_state_dict(checkpoint, trusted)
+        plans, dataset_json = standalone_plans(), standalone_dataset_json()
+    else:
+        from seganypet_nnunet.planners import get_planner_pair
+
+        plans_name = get_planner_pair(planner)[0].default_plans_name
+        folder = Path(get_output_folder(dataset_name(dataset_id), name, plans_name, CONFIGURATION))
+        _check_target(folder, overwrite, "model folder")
+        state_dict, layout = _checked_state_dict(checkpoint, trusted)
+        plans, dataset_json, _ = dataset_plans(dataset_id, planner)
     extra = {"imported_from": str(checkpoint.resolve()), "source_layout": layout, "trainer_class": name}
-    with io_utils.atomic_folder(folder) as tmp:
-        io_utils.write_json(plans, tmp / "plans.json")
-        io_utils.write_json(dataset_json, tmp / "dataset.json")
-        (tmp / f"fold_{FOLD}").mkdir()
-        ckpt = nnunet_checkpoint(network, plans, dataset_json, extra)
-        torch.save(ckpt, tmp / f"fold_{FOLD}" / "checkpoint_final.pth")
+    _write_model_folder(folder, plans, dataset_json, state_dict, checkpoint, extra)
     return folder
 
 
-def import_checkpoint_entry() -> None:
+class ModelFolderExistsError(SeganypetError, FileExistsError):
+    """The model folder exists and ``overwrite`` is False (also a FileExistsError for API callers)."""
+
+
+def _check_target(folder: Path, overwrite: bool, what: str) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise SeganypetError(f"{what} {folder}: exists and is not a folder")
+    if folder.exists() and not overwrite:
+        raise ModelFolderExistsError(f"{what} {folder}: exists; pass --overwrite to replace it")
+
+
+@cli_entry("seganypet_import_checkpoint")
+def import_checkpoint_entry(argv: list[str] | None = None) -> None:
     """Console script ``seganypet_import_checkpoint``."""
     p = argparse.ArgumentParser(description="Turn a released SegAnyPET / SAM-Med3D checkpoint into an nnU-Net model.")
     p.add_argument("--checkpoint", required=True, help="[REQUIRED] released .pth (state_dict or model_state_dict)")
-    p.add_argument("-d", required=True, help="[REQUIRED] dataset name or id (its dataset.json and plans are used)")
-    p.add_argument("--name", default=DEFAULT_NAME, help=f"[OPTIONAL] folder's trainer part. Default: {DEFAULT_NAME}")
-    p.add_argument("-pl", default="SamMed3DPlanner", help="[OPTIONAL] planner preset. Default: SamMed3DPlanner")
+    p.add_argument("-d", help="[OPTIONAL] dataset name or id: model folder in nnUNet_results with its plans")
+    p.add_argument("-o", help="[OPTIONAL] instead of -d: write a self-contained zero-shot model folder here")
+    p.add_argument("--name", default=DEFAULT_NAME, help=f"[OPTIONAL] trainer part (-d). Default: {DEFAULT_NAME}")
+    p.add_argument("-pl", default="SamMed3DPlanner", help="[OPTIONAL] planner preset (-d). Default: SamMed3DPlanner")
     p.add_argument("--overwrite", action="store_true", help="[OPTIONAL] replace an existing model folder")
     p.add_argument("--trust_checkpoint", action="store_true", help="[OPTIONAL] allow pickled code (trusted file only)")
-    a = p.parse_args()
+    p.add_argument("--verbose", action="store_true", help="[OPTIONAL] tracebacks for errors")
+    a = p.parse_args(argv)
+    if a.pl not in _planner_names():
+        raise SeganypetError(f"-pl {a.pl}: unknown planner preset; choose from {', '.join(_planner_names())}")
     folder = import_checkpoint(
-        a.checkpoint, a.d, name=a.name, planner=a.pl, overwrite=a.overwrite, trusted=a.trust_checkpoint
+        a.checkpoint,
+        a.d,
+        output_folder=a.o,
+        name=a.name,
+        planner=a.pl,
+        overwrite=a.overwrite,
+        trusted=a.trust_checkpoint,
     )
+    if a.o is not None:
+        print(f"model folder: {folder}\nuse it with: -m {folder} (seganypet_predict --prompts, seganypet_evaluate)")
+        return
     plans = folder.name.split("__")[1]
     print(f"model folder: {folder}\nuse it with: -d {a.d} -tr {a.name} -p {plans} -c {CONFIGURATION} -f {FOLD}")
+
+
+def _planner_names() -> list[str]:
+    from seganypet_nnunet.planners import PLANNERS
+
+    return [n for n in PLANNERS if n.startswith("SamMed3D")]
 
 
 def _shown(items: list[str]) -> str:

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seganypet_nnunet.model.sam_med3d import SamMed3DEmbedding, SamMed3DNet, zscore_positive
+from seganypet_nnunet.model.sam_med3d import SamMed3DEmbedding, SamMed3DNet, zscore_crop
 from seganypet_nnunet.model.sam_med3d.image_encoder import window_partition
 from seganypet_nnunet.prompts.types import Prompts
 
@@ -114,7 +114,7 @@ def test_same_outputs_as_the_official_medim_implementation(net):
     x = torch.rand(1, 1, 128, 128, 128, generator=g) * 4 - 1  # (z, y, x) network-input order, some voxels <= 0
     with torch.no_grad():
         ours = net.encode(x)
-        theirs = ref.image_encoder(net.to_weights_order(zscore_positive(x)))  # upstream input: (x, y, z), z-scored
+        theirs = ref.image_encoder(net.to_weights_order(zscore_crop(x)))  # upstream input: (x, y, z), z-scored
         assert (ours.image_embeddings - theirs).abs().max() < 1e-4
         clicks_zyx = torch.tensor([[[40.0, 70.0, 20.0], [90.0, 12.0, 101.0], [64.0, 64.0, 64.0]]])
         labels = torch.tensor([[1, 0, 1]])
@@ -175,12 +175,12 @@ def test_one_click_gets_a_padding_point(net):
     assert torch.allclose(sparse[0, 0], pe + net.prompt_encoder.point_embeddings[1].weight[0])
 
 
-def test_zscore_over_positive_voxels_per_crop():
+def test_zscore_statistics_of_positive_voxels_applied_to_whole_crop():
     x = torch.tensor([0.0, -1.0, 1.0, 2.0, 3.0]).view(1, 1, 5, 1, 1).repeat(2, 1, 1, 1, 1)
     x[1] *= 10
-    out = zscore_positive(x)
-    assert torch.allclose(out[0, 0, :, 0, 0], torch.tensor([0.0, -1.0, -1.0, 0.0, 1.0]))  # mean 2, std 1 over > 0
-    assert torch.allclose(out[1], out[0] * torch.tensor([1.0, 10.0, 1.0, 1.0, 1.0]).view(1, 5, 1, 1))
+    out = zscore_crop(x)
+    assert torch.allclose(out[0, 0, :, 0, 0], torch.tensor([-2.0, -3.0, -1.0, 0.0, 1.0]))  # mean 2, std 1 over > 0
+    assert torch.allclose(out[1], out[0])  # a global scale cancels out
 
 
 def test_previous_mask_feedback_is_exact_and_absent_mask_is_zero(net):

@@ -133,3 +133,54 @@ def test_bad_file_clear_error_nothing_written(nnunet_env, raw_dataset_in_env, re
     assert str(path) in str(info.value) and "\n" not in str(info.value)
     assert _results_entries(nnunet_env) == before
     assert not (nnunet_env.preprocessed / raw_dataset_in_env[1].name).exists()  # nothing planned either
+
+
+@pytest.mark.parametrize("prefix", [False, True])
+def test_upstream_training_checkpoint_reads_without_trust(tmp_path, released_state_dict, prefix):
+    """The dict upstream training saves (optimizer, scheduler, numpy scalars, Namespace), plain or with DDP's
+    ``module.`` prefixes inside ``model_state_dict``: only the weights are taken, no --trust_checkpoint needed."""
+    from released_files import upstream_training_checkpoint
+
+    path = upstream_training_checkpoint(tmp_path / "up.pth", released_state_dict, module_prefix=prefix)
+    sd, layout = read_released_state_dict(path)
+    assert layout == "model_state_dict" and list(sd) == list(released_state_dict)
+    assert all(torch.equal(sd[k], v) for k, v in released_state_dict.items())
+
+
+def test_malicious_released_file_never_runs(tmp_path, released_state_dict):
+    from bad_files import _RunsCode
+
+    marker = tmp_path / "CODE_RAN"
+    path = tmp_path / "evil.pth"
+    torch.save({"model_state_dict": {"a": torch.zeros(1)}, "args": _RunsCode(marker)}, path)
+    with pytest.raises(CheckpointError, match=r"evil.pth: refused to load.*globals io\.open"):
+        read_released_state_dict(path)
+    assert not marker.exists()
+
+
+def test_entry_user_errors_one_line_nothing_created(tmp_path, capsys, nnunet_env, released_state_dict):
+    """Every user error of seganypet_import_checkpoint is one line, exit 1, and nothing is created."""
+    from bad_files import assert_one_line_error, malicious_checkpoint, run_entry
+
+    from seganypet_nnunet.run.import_checkpoint import import_checkpoint_entry
+
+    good = tmp_path / "good.pth"
+    torch.save({"model_state_dict": {"a": torch.zeros(1)}}, good)
+    evil = malicious_checkpoint(tmp_path / "evil.pth", tmp_path / "CODE_RAN")
+    out = tmp_path / "zero_shot"
+    cases = [
+        (["--checkpoint", good, "-d", "987"], "-d 987: no such dataset"),
+        (["--checkpoint", tmp_path, "-o", out], "is a directory, not a checkpoint file"),
+        (["--checkpoint", tmp_path / "nope.pth", "-o", out], "nope.pth: file not found"),
+        (["--checkpoint", evil, "-o", out], "evil.pth: refused to load"),
+        (["--checkpoint", good, "-o", out], "good.pth: not a SAM-Med3D vit_b_ori file (1 keys)"),
+        (["--checkpoint", good], "give exactly one of -d DATASET"),
+        (["--checkpoint", good, "-o", out, "-d", "1"], "give exactly one of -d DATASET"),
+        (["--checkpoint", good, "-o", good], "exists and is not a folder"),
+        (["--checkpoint", good, "-o", out, "-pl", "SegAnyPETPlanner"], "-pl SegAnyPETPlanner: unknown planner preset"),
+    ]
+    for argv, expect in cases:
+        code, err = run_entry(import_checkpoint_entry, argv, capsys)
+        assert_one_line_error(code, err, "seganypet_import_checkpoint", expect)
+    assert not out.exists() and not (tmp_path / "CODE_RAN").exists()
+    assert list(nnunet_env.results.iterdir()) == [] and list(nnunet_env.preprocessed.iterdir()) == []

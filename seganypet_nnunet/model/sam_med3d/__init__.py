@@ -5,7 +5,7 @@ from seganypet_nnunet.model.sam_med3d.network import (
     SamMed3DEmbedding,
     SamMed3DNet,
     sam_med3d_architecture,
-    zscore_positive,
+    zscore_crop,
 )
 
-__all__ = ["SamMed3DConfig", "SamMed3DEmbedding", "SamMed3DNet", "sam_med3d_architecture", "zscore_positive"]
+__all__ = ["SamMed3DConfig", "SamMed3DEmbedding", "SamMed3DNet", "sam_med3d_architecture", "zscore_crop"]

@@ -7,9 +7,11 @@ It is named by dotted path in the plans (``SamMed3DPlanner``), so nnU-Net builds
 
 What happens inside (so nnU-Net's world/voxel coordinates keep working as for ``SegAnyPETNet``):
 
-1. **Normalisation, per crop**: each sample of the (B, 1, X, Y, Z) input is z-scored over its voxels > 0 (mean and
-   unbiased std of those voxels; voxels <= 0 are left unchanged), as SAM-Med3D / SegAnyPET preprocess each 128^3 crop
-   (torchio ``ZNormalization(masking_method=x > 0)``). nnU-Net's own normalisation is planned as ``NoNormalization``.
+1. **Normalisation, per crop**: each sample of the (B, 1, X, Y, Z) input is z-scored with the mean and unbiased std
+   of its voxels > 0, applied to the whole crop (voxels <= 0 and zero padding become ``-mean/std``), exactly as
+   torchio's ``ZNormalization(masking_method=x > 0)`` normalises SAM-Med3D / SegAnyPET crops (``zscore_crop``).
+   nnU-Net's own normalisation is planned as ``NoNormalization``. The session centres the first crop on the first
+   click and zero-pads where it leaves the image, before this normalisation (``centred_crops``).
 2. **Axis order**: nnU-Net hands (z, y, x) array-order patches; the weights were trained on (x, y, z) tensors
    (SimpleITK index order). With ``reverse_axes`` (default) the spatial axes of the input, of the point coordinates
    and of the previous mask are reversed before the weights see them, and the output logits are reversed back.
@@ -107,10 +109,12 @@ class SamMed3DEmbedding:
         return int(self.image_embeddings.shape[0])
 
 
-def zscore_positive(x: torch.Tensor) -> torch.Tensor:
-    """Per sample and channel of (B, C, ...): z-score over the voxels > 0 (unbiased std); voxels <= 0 unchanged.
+def zscore_crop(x: torch.Tensor) -> torch.Tensor:
+    """Per sample and channel of (B, C, ...): torchio's ``ZNormalization(masking_method=x > 0)``: mean and unbiased
+    std of the voxels > 0, then ``(x - mean) / std`` applied to EVERY voxel (air and zero padding become
+    ``-mean / std``), as upstream normalises each 128^3 crop.
 
-    A sample with fewer than 2 positive voxels or zero std is returned unchanged.
+    A sample with fewer than 2 positive voxels or zero std is returned unchanged (torchio would raise).
     """
     x = x.float()
     mask = x > 0
@@ -120,7 +124,7 @@ def zscore_positive(x: torch.Tensor) -> torch.Tensor:
     var = (((flat - mean) * fmask) ** 2).sum(-1, keepdim=True) / (n - 1).clamp_min(1)
     std = var.sqrt()
     ok = (n >= 2) & (std > 0)
-    normed = torch.where(fmask & ok, (flat - mean) / torch.where(ok, std, torch.ones_like(std)), flat)
+    normed = torch.where(ok, (flat - mean) / torch.where(ok, std, torch.ones_like(std)), flat)
     return normed.view_as(x)
 
 
@@ -133,6 +137,8 @@ class SamMed3DNet(nn.Module):
     """
 
     prompt_only = True
+    #: the session centres the first crop on the click and zero-pads outside the image (upstream's CropOrPad)
+    centred_crops = True
 
     def __init__(
         self,
@@ -210,7 +216,7 @@ class SamMed3DNet(nn.Module):
             SamMed3DEmbedding.
         """
         self._check_input(x)
-        emb = self.image_encoder(self.to_weights_order(zscore_positive(x)))
+        emb = self.image_encoder(self.to_weights_order(zscore_crop(x)))
         pe = self.prompt_encoder.get_dense_pe().to(emb.dtype)
         return SamMed3DEmbedding(emb, pe, tuple(int(s) for s in x.shape[2:]))
 
