@@ -130,14 +130,13 @@ def compare_scores(a: Mapping, b: Mapping, stages: Sequence[str], seed: int = 0)
     table = {}
     for name in names:
         table[name] = {}
+        pairs = [c for c in sorted(a) if c in b and name in a[c] and name in b[c]]
         for stage in stages:
-            diffs = [
-                a[c][name][stage] - b[c][name][stage] for c in sorted(a) if c in b and name in a[c] and name in b[c]
-            ]
             table[name][stage] = {
-                **paired_stats(diffs, seed),
-                "mean_a": S._mean(a[c][name][stage] for c in a if c in b and name in a[c] and name in b[c]),
-                "mean_b": S._mean(b[c][name][stage] for c in b if c in a and name in a[c] and name in b[c]),
+                **paired_stats([a[c][name][stage] - b[c][name][stage] for c in pairs], seed),
+                "mean_a": S._mean(a[c][name][stage] for c in pairs),
+                "mean_b": S._mean(b[c][name][stage] for c in pairs),
+                "cases": pairs,
             }
     return table
 
