@@ -64,7 +64,13 @@ def train_one(spec: dict) -> None:
     t.perform_actual_validation()
 
 
-def _train(a, dataset: int, trainer: str, plans: str, seed: int, env: dict) -> float:
+def _train(a, dataset: int, trainer: str, plans: str, seed: int, env: dict) -> float | None:
+    """Hours the training took; None when ``--reuse`` found fold 0 trained and validated already."""
+    model = f"{trainer}__{plans}__3d_fullres"
+    fold = Path(env["nnUNet_results"]) / f"Dataset{dataset:03d}_ReferencePET" / model / "fold_0"
+    if a.reuse and (fold / "checkpoint_final.pth").is_file() and (fold / "validation" / "summary.json").is_file():
+        print(f"reusing {fold} (--reuse)")
+        return None
     spec = {
         "trainer": trainer, "plans": plans, "dataset": dataset, "seed": seed, "device": a.device,
         "epochs": a.epochs, "iters_per_epoch": a.iters_per_epoch, "val_iters": a.val_iters,
@@ -116,7 +122,7 @@ def evaluate_test_set(a, raw: Path, ours: Path, base: Path, out: Path) -> dict:
     summary = evaluate_model_folder(
         ours, raw / "imagesTs", raw / "labelsTs", out / "evaluation", folds=(0,), device=a.device,
         instances_dir=raw / "instancesTs", n_clicks=max(CLICKS), auto_pred=pred["ours"], baseline_pred=pred["base"],
-        reference_methods=True,
+        reference_methods=True, target_names=a.targets,
     )  # fmt: skip
     voxel_ml = {
         c: float(np.prod(sitk.ReadImage(str(raw / "labelsTs" / f"{c}.nii.gz")).GetSpacing())) / 1000.0
@@ -241,6 +247,8 @@ def main() -> None:
     p.add_argument("-seeds", type=int, nargs="+", default=[0], help="[OPTIONAL] training seeds")
     p.add_argument("-click_seed", type=int, default=0)
     p.add_argument("-device", default="cuda", choices=("cuda", "cpu"))
+    p.add_argument("-targets", nargs="+", default=None, help="[OPTIONAL] evaluate only these structures")
+    p.add_argument("--reuse", action="store_true", help="[OPTIONAL] keep the data, plans and trained folds in -o")
     p.add_argument("--_train", default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a._train:
@@ -258,13 +266,18 @@ def main() -> None:
     from seganypet_nnunet.synthetic.config import PRESETS
 
     config = SyntheticConfig(**PRESETS[a.preset], tracer=a.tracer, spacing=tuple(a.spacing) if a.spacing else None)
-    train_raw = make_dataset(a.d, "ReferencePET", a.num_train, 0, config, seed=a.train_seed)
-    tests = [
-        make_dataset(a.d + 1 + i, f"ReferenceTest{i}", 1, a.num_test, config, seed=s)
-        for i, s in enumerate(a.test_seeds)
-    ]
-    plans = plan_and_preprocess([a.d], planner=a.pl, configurations=("3d_fullres",))
-    ours_p, base_p = plans["plans_identifier"], plans["baseline_plans_identifier"]
+    ids_file = out / "plans_identifiers.json"
+    names = [(a.d, "ReferencePET")] + [(a.d + 1 + i, f"ReferenceTest{i}") for i in range(len(a.test_seeds))]
+    if a.reuse and ids_file.is_file():  # same flags, same seeds: the generator would write the same files again
+        train_raw, *tests = (out / "nnUNet_raw" / f"Dataset{d:03d}_{n}" for d, n in names)
+        ours_p, base_p = json.loads(ids_file.read_text())
+    else:
+        train_raw = make_dataset(a.d, "ReferencePET", a.num_train, 0, config, seed=a.train_seed)
+        pairs = zip(names[1:], a.test_seeds, strict=True)
+        tests = [make_dataset(d, n, 1, a.num_test, config, seed=s) for (d, n), s in pairs]
+        plans = plan_and_preprocess([a.d], planner=a.pl, configurations=("3d_fullres",))
+        ours_p, base_p = plans["plans_identifier"], plans["baseline_plans_identifier"]
+        ids_file.write_text(json.dumps([ours_p, base_p]))
     hours, runs, compares = {}, [], {}
     for seed in a.seeds:
         results = out / f"seed_{seed}" / "nnUNet_results"
@@ -277,6 +290,7 @@ def main() -> None:
         cmp_out = out / f"seed_{seed}" / "compare"
         cmd = ["seganypet_compare", "-d", str(a.d), "-tr", a.tr, a.btr, "-p", ours_p, base_p, "-f", "0",
                "-o", str(cmp_out), "-device", a.device]  # fmt: skip
+        cmd += ["-targets", *a.targets] if a.targets else []
         subprocess.run(cmd, env=env, check=True)
         compares[f"seed_{seed}"] = json.loads((cmp_out / "compare.json").read_text())["per_structure"]
         for i, raw in enumerate(tests):

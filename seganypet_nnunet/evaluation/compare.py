@@ -98,11 +98,13 @@ def score_trainer(
     ending: str,
     device: str = "cpu",
     trust_checkpoint: bool = False,
+    targets: Sequence[str] | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """case -> structure -> {"automatic": Dice, "click_k": Dice} over the validation cases of ``folds``."""
+    """case -> structure -> {"automatic": Dice, "click_k": Dice} over the validation cases of ``folds`` (only the
+    structures ``targets`` names, when given)."""
     from seganypet_nnunet.evaluation.interactive import evaluate_interactive, session_factory
 
-    structures = structure_labels(labels, None)
+    structures = structure_labels(labels, targets)
     stages = S.table_clicks(n_clicks)
     out: dict[str, dict[str, dict[str, float]]] = {}
     for fold in folds:
@@ -113,7 +115,8 @@ def score_trainer(
         clicked = {}
         if promptable:
             factory = session_factory(model_folder, (fold,), device=device, trust_checkpoint=trust_checkpoint)
-            summary = evaluate_interactive([cases[c] for c in ids], factory, labels, n_clicks=n_clicks)
+            chosen = [cases[c] for c in ids]
+            summary = evaluate_interactive(chosen, factory, labels, n_clicks=n_clicks, target_names=targets)
             clicked = _click_dice(summary, stages)
         for c in ids:
             out[c] = {}
@@ -229,6 +232,7 @@ def compare_trainers(
     device: str = "cpu",
     seed: int = 0,
     trust_checkpoint: bool = False,
+    targets: Sequence[str] | None = None,
 ) -> dict:
     """Scores both trainers (module docstring) and returns the result dict (also written when ``output`` is set)."""
     from nnunetv2.utilities.file_path_utilities import get_output_folder
@@ -262,7 +266,7 @@ def compare_trainers(
     scores = [
         score_trainer(
             folder, folds, cases, ds["labels"], promptable=is_promptable(t), n_clicks=n_clicks, ending=ending,
-            device=device, trust_checkpoint=trust_checkpoint,
+            device=device, trust_checkpoint=trust_checkpoint, targets=targets,
         )
         for folder, t in zip(folders, trainers, strict=True)
     ]  # fmt: skip
@@ -276,6 +280,7 @@ def compare_trainers(
         "model_folders": [str(f) for f in folders],
         "promptable": [is_promptable(t) for t in trainers],
         "n_clicks": n_clicks,
+        "targets": list(targets) if targets else None,
         "stages": stages,
         "seed": seed,
         "n_bootstrap": N_BOOTSTRAP,
@@ -306,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n_clicks", type=int, default=5, help="[OPTIONAL] clicks per target. Default: 5")
     p.add_argument("-device", default="cuda", choices=("cuda", "cpu", "mps"), help="[OPTIONAL] Default: cuda")
     p.add_argument("-seed", type=int, default=0, help="[OPTIONAL] bootstrap seed. Default: 0")
+    p.add_argument("-targets", nargs="+", default=None, help="[OPTIONAL] only these structures. Default: all")
     add_trust_checkpoint_argument(p)
     return p
 
@@ -325,7 +331,7 @@ def compare_entry(argv: list[str] | None = None) -> None:
     result = compare_trainers(
         dataset=args.d, trainers=args.tr, plans=args.p, configuration=args.c, folds=parse_folds(args.f),
         output=output, n_clicks=args.n_clicks, device=args.device, seed=args.seed,
-        trust_checkpoint=args.trust_checkpoint,
+        trust_checkpoint=args.trust_checkpoint, targets=args.targets,
     )  # fmt: skip
     print(format_table(result))
     print(f"\njson: {output / 'compare.json'}\nplot: {output / 'compare.png'}")
