@@ -118,7 +118,10 @@ def evaluate_test_set(a, raw: Path, ours: Path, base: Path, out: Path) -> dict:
 
     pred = {"ours": out / "pred_ours", "base": out / "pred_nnunet"}
     for key, model in (("ours", ours), ("base", base)):
-        predict_automatic(model, raw / "imagesTs", pred[key], folds=(0,), device=a.device, npp=0, nps=0)
+        # trusted: this run trained both models (stock nnUNetTrainer checkpoints hold numpy scalars)
+        predict_automatic(
+            model, raw / "imagesTs", pred[key], folds=(0,), device=a.device, npp=0, nps=0, trust_checkpoint=True
+        )
     summary = evaluate_model_folder(
         ours, raw / "imagesTs", raw / "labelsTs", out / "evaluation", folds=(0,), device=a.device,
         instances_dir=raw / "instancesTs", n_clicks=max(CLICKS), auto_pred=pred["ours"], baseline_pred=pred["base"],
@@ -240,7 +243,9 @@ def main() -> None:
     p.add_argument("-test_seeds", type=int, nargs=3, default=[101, 102, 103], help="[OPTIONAL] generator seeds")
     p.add_argument("-pl", default="SegAnyPETPlanner", help="[OPTIONAL] planner. Default: SegAnyPETPlanner")
     p.add_argument("-tr", default="SegAnyPETTrainer")
-    p.add_argument("-btr", default="nnUNetTrainer")
+    p.add_argument(
+        "-btr", default="nnUNetTrainer_seganypet", help="[OPTIONAL] baseline: stock nnU-Net training (baselines.py)"
+    )
     p.add_argument("-epochs", type=int, default=20)
     p.add_argument("-iters_per_epoch", type=int, default=250)
     p.add_argument("-val_iters", type=int, default=50)
