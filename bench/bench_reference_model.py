@@ -18,7 +18,7 @@ Prints mean ± sd over (training seed x test set) and the issue's targets met / 
 
 Tiny plumbing check (minutes on a CPU; numbers meaningless):
     python bench/bench_reference_model.py -o /tmp/ref_tiny -pl SegAnyPETPlannerTiny -spacing 8 8 8 -num_train 4 \
-        -num_test 1 -epochs 1 -iters_per_epoch 2 -val_iters 1 -device cpu
+        -num_test 1 -epochs 1 -iters_per_epoch 2 -val_iters 1 -device cpu -targets liver lesion -iv_steps 9
 The real budget (a GPU; docs/synthetic.md gives the command with its expected time):
     python bench/bench_reference_model.py -o ref_run -num_train 100 -num_test 10 -epochs 20 -iters_per_epoch 250 \
         -seeds 0 1 -device cuda
@@ -134,7 +134,8 @@ def evaluate_test_set(a, raw: Path, ours: Path, base: Path, out: Path) -> dict:
     value = lesion_label(model_dataset_json(ours)["labels"])
     clicks = click_folder(raw, out, value, a.click_seed)
     common = {"auto_pred": pred["ours"], "device": a.device}
-    iv = run_autopet_iv(ours, raw / "imagesTs", clicks, out / "autopet_iv", ref_dir=raw / "labelsTs", **common)
+    iv_out = out / "autopet_iv"
+    iv = run_autopet_iv(ours, raw / "imagesTs", clicks, iv_out, ref_dir=raw / "labelsTs", n_steps=a.iv_steps, **common)
     v = run_autopet_v(
         ours, raw / "imagesTs", raw / "labelsTs", out / "autopet_v", n_scribbles=5, seed=a.click_seed, **common
     )
@@ -253,6 +254,10 @@ def main() -> None:
     p.add_argument("-click_seed", type=int, default=0)
     p.add_argument("-device", default="cuda", choices=("cuda", "cpu"))
     p.add_argument("-targets", nargs="+", default=None, help="[OPTIONAL] evaluate only these structures")
+    p.add_argument(
+        "-iv_steps", type=int, default=11, help="[OPTIONAL] autoPET IV steps incl. step 0. Default: 11 (the protocol); "
+        "step k holds 2k points, so a model with max_points 16 (Tiny plans) needs 9",
+    )  # fmt: skip
     p.add_argument("--reuse", action="store_true", help="[OPTIONAL] keep the data, plans and trained folds in -o")
     p.add_argument("--_train", default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
