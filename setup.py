@@ -33,6 +33,7 @@ CONSOLE_SCRIPTS = [
     "seganypet_check_model = seganypet_nnunet.run.check_model:check_model_entry",
     "seganypet_predict = seganypet_nnunet.inference.predict:predict_entry",
     "seganypet_evaluate = seganypet_nnunet.evaluation.evaluate_cli:evaluate_entry",
+    "seganypet_compare = seganypet_nnunet.evaluation.compare:compare_entry",
     "seganypet_demo = seganypet_nnunet.demo:demo_entry",
     "seganypet_score_autopet = seganypet_nnunet.evaluation.autopet_score:score_autopet_entry",
     "seganypet_predict_autopet_gc = seganypet_nnunet.evaluation.autopet_gc:predict_autopet_gc_entry",

@@ -47,6 +47,7 @@ class Tissue(IntEnum):
     SALIVARY = 15
     LESION = 16
     NECROSIS = 17
+    TONSIL = 18  # palatine tonsils: painted only with the oncologic lesion population (population.py)
 
 
 @dataclass(frozen=True, eq=False)

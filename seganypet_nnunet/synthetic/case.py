@@ -12,6 +12,7 @@ from seganypet_nnunet.synthetic.config import LABELS, SyntheticConfig
 from seganypet_nnunet.synthetic.geometry import Sampler
 from seganypet_nnunet.synthetic.lesions import paint_lesions, sample_lesions
 from seganypet_nnunet.synthetic.physics import add_noise, ct_image, gaussian_blur, split_fwhm
+from seganypet_nnunet.synthetic.population import TONSIL_SUV, paint_population, paint_tonsils, sample_population
 from seganypet_nnunet.synthetic.uptake import PROFILES, activity_map, sample_tissue_suv, texture_field
 
 
@@ -52,6 +53,15 @@ def _organ_means(labels: np.ndarray, suv: np.ndarray) -> dict[str, float]:
     return {name: round(float(sums[i] / counts[i]), 4) for name, i in LABELS.items() if i and counts[i]}
 
 
+def _oncologic(patient, config, profile, anatomy, sampler, tissue_suv, rng):
+    """The ``oncologic`` population (population.py): tonsils painted, then its lesions; tissue_suv gains TONSIL."""
+    tissue_suv["TONSIL"] = float(rng.uniform(*TONSIL_SUV[config.tracer]))
+    paint_tonsils(anatomy, sampler, rng)
+    scale = float(np.mean(sampler.placement.scale))
+    specs = sample_population(patient, config, profile, scale, rng)
+    return paint_population(specs, anatomy, sampler, rng)
+
+
 def make_case(seed: int, config: SyntheticConfig | None = None, *, patient_seed: int | None = None) -> SyntheticCase:
     """Generate one deterministic synthetic study.
 
@@ -75,7 +85,11 @@ def make_case(seed: int, config: SyntheticConfig | None = None, *, patient_seed:
     sampler = Sampler(grid, make_placement(patient, grid, config.preset.body_scale, rng))
     anatomy = paint(patient, sampler)
     tissue_suv = sample_tissue_suv(profile, rng)
-    instances, lesion_suv, lesions = paint_lesions(sample_lesions(patient, config, profile, rng), anatomy, sampler, rng)
+    if config.lesion_population == "oncologic":
+        instances, lesion_suv, lesions = _oncologic(patient, config, profile, anatomy, sampler, tissue_suv, rng)
+    else:
+        specs = sample_lesions(patient, config, profile, rng)
+        instances, lesion_suv, lesions = paint_lesions(specs, anatomy, sampler, rng)
     suv_true = activity_map(anatomy.tissue, tissue_suv, lesion_suv)
     suv_true *= texture_field(grid.shape_zyx, config.texture_cov, rng)
     fwhm = float(rng.uniform(*config.fwhm_mm))
@@ -89,6 +103,7 @@ def make_case(seed: int, config: SyntheticConfig | None = None, *, patient_seed:
         "patient_seed": int(patient_seed),
         "tracer": config.tracer,
         "size": config.size,
+        "lesion_population": config.lesion_population,
         "fwhm_mm": round(fwhm, 4),
         "psf_fwhm_mm": round(psf_fwhm, 4),
         "post_filter_fwhm_mm": round(post_fwhm, 4),

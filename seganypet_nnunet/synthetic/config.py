@@ -26,6 +26,9 @@ AUTOPET_SPACING: tuple[float, float, float] = (2.0364, 2.0364, 3.0)
 
 SIZES = ("small", "whole_body")
 TRACERS = ("fdg", "psma")
+#: ``basic``: the original 5-40 mm population (lesions.py); ``oncologic``: the adult oncologic-PET population
+#: (population.py: 5-80 mm, necrotic / heterogeneous cores, organ-touching sites, touching node clusters).
+LESION_POPULATIONS = ("basic", "oncologic")
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class SyntheticConfig:
         oblique: write a non-identity direction cosine matrix (grid rotated by a few degrees).
         lesion_diameter_mm: (min, max) lesion diameter in mm.
         followup_fraction: fraction of patients in a dataset that get a second (follow-up) study.
+        lesion_population: ``"basic"`` (default, lesions.py) or ``"oncologic"`` (population.py; also paints the
+            palatine tonsils, a head-and-neck hard negative).
     """
 
     size: str = "small"
@@ -87,12 +92,17 @@ class SyntheticConfig:
     oblique: bool = False
     lesion_diameter_mm: tuple[float, float] = (5.0, 40.0)
     followup_fraction: float = 0.5
+    lesion_population: str = "basic"
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
             raise ValueError(f"SyntheticConfig.size must be one of {SIZES}, got {self.size!r}")
         if self.tracer not in TRACERS:
             raise ValueError(f"SyntheticConfig.tracer must be one of {TRACERS}, got {self.tracer!r}")
+        if self.lesion_population not in LESION_POPULATIONS:
+            raise ValueError(
+                f"SyntheticConfig.lesion_population must be one of {LESION_POPULATIONS}, got {self.lesion_population!r}"
+            )
         if self.spacing is not None and (len(self.spacing) != 3 or min(self.spacing) <= 0):
             raise ValueError(f"SyntheticConfig.spacing must be three positive mm values (x, y, z), got {self.spacing}")
         if self.max_lesions < 0:
@@ -120,3 +130,18 @@ class SyntheticConfig:
         """Grid size in voxels, ITK order (x, y, z): the preset field of view divided by the spacing."""
         pairs = zip(self.preset.fov_mm, self.grid_spacing, strict=True)
         return tuple(max(8, int(math.ceil(f / s - 1e-6))) for f, s in pairs)
+
+
+#: Named presets of ``seganypet_make_synthetic -preset``: keyword overrides of ``SyntheticConfig``.
+#: ``adult`` is the adult whole-body study with the oncologic lesion population (docs/synthetic.md); pair it with
+#: ``--spacing 2.0364 2.0364 3`` (autoPET's Biograph mCT grid) or the default 4 mm isotropic grid.
+PRESETS: dict[str, dict] = {
+    "small": {"size": "small"},
+    "whole_body": {"size": "whole_body"},
+    "adult": {
+        "size": "whole_body",
+        "lesion_population": "oncologic",
+        "max_lesions": 8,
+        "lesion_diameter_mm": (5.0, 80.0),
+    },
+}

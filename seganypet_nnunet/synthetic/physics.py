@@ -36,6 +36,7 @@ CT_HU: dict[str, float] = {
     "SALIVARY": 40,
     "LESION": 45,
     "NECROSIS": 20,
+    "TONSIL": 45,
 }
 CT_NOISE_HU = 12.0
 
