@@ -33,20 +33,6 @@ class InputNotFoundError(SeganypetError, FileNotFoundError):
     """A file or folder the user named does not exist (also a FileNotFoundError for API callers)."""
 
 
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    from seganypet_nnunet.checkpoint_io import CheckpointError
-
-    types: list[type[BaseException]] = [SeganypetError, CheckpointError]
-    try:  # owned by the dataset converters / prompt files; both are ValueError subclasses with one-line messages
-        from seganypet_nnunet.dataset_conversion.common import ConversionError
-        from seganypet_nnunet.prompts.prompt_file import PromptFileError
-
-        types += [ConversionError, PromptFileError]
-    except ImportError:  # pragma: no cover - partial installs
-        pass
-    return tuple(types)
-
-
 @contextlib.contextmanager
 def as_user_error(field: str, *types: type[BaseException]) -> Iterator[None]:
     """Re-raise ``types`` (default ValueError) from a block as a SeganypetError prefixed with ``field``."""
@@ -107,7 +93,7 @@ def cli_entry(command: str) -> Callable[[F], F]:
                 pass
             try:
                 return main(*args, **kwargs)
-            except _user_error_types() as error:
+            except SeganypetError as error:
                 if verbose:
                     traceback.print_exc()
                 print(f"{command}: error: {one_line(error)}", file=sys.stderr)
