@@ -105,6 +105,7 @@ def cli_entry(command: str) -> Callable[[F], F]:
                 if previous is not None:
                     signal.signal(signal.SIGTERM, previous)
 
+        entry.__seganypet_command__ = command  # type: ignore[attr-defined]  # tests/test_console_scripts.py
         return entry  # type: ignore[return-value]
 
     return wrap

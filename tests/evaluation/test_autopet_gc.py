@@ -32,7 +32,10 @@ def _image(size, spacing, value: float = 1.0, origin=(0.0, 0.0, 0.0)) -> sitk.Im
 def test_find_gc_case_and_missing_inputs(tmp_path: Path):
     pet = tmp_path / "pet.nii.gz"
     sitk.WriteImage(_image((4, 5, 6), (2.0, 2.0, 3.0)), str(pet))
-    with pytest.raises(FileNotFoundError, match="expected one .mha PET"):
+    with pytest.raises(FileNotFoundError, match="input folder not found"):
+        find_gc_case(tmp_path / "input")
+    (tmp_path / "input" / "images" / "pet").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no .mha PET file"):
         find_gc_case(tmp_path / "input")
     write_grand_challenge_input(pet, None, {"tumor": [[1, 2, 3]], "background": [[0, 0, 0]]}, tmp_path / "input", "u1")
     uuid, pet_file, ct_file, clicks = find_gc_case(tmp_path / "input")
