@@ -146,6 +146,18 @@ def _nifti_data_end(header: bytes) -> int | None:
     return max(offset, 352) + n_voxels * max(bitpix, 8) // 8
 
 
+def nifti_data_end(path: str | Path) -> int | None:
+    """Bytes of voxel data plus header a NIfTI file (``.nii`` / ``.nii.gz``, uncompressed) needs, or None."""
+    name = Path(path).name.lower()
+    if not name.endswith((".nii", ".nii.gz")):
+        return None
+    try:
+        with (gzip.open if name.endswith(".gz") else open)(path, "rb") as f:
+            return _nifti_data_end(f.read(540))
+    except (EOFError, OSError, zlib.error, struct.error):
+        return None
+
+
 def check_not_truncated(path: str | Path, what: str = "image") -> None:
     """NIfTI files shorter than their header says (SimpleITK would read them zero-filled) or broken gzip streams."""
     path = Path(path)

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import SimpleITK as sitk
+
 from seganypet_nnunet import io_utils
 
 
@@ -15,9 +17,9 @@ def test_temp_file_is_outside_the_listed_folder(tmp_path):
     with io_utils.atomic_path(target) as tmp:
         assert tmp.parent == tmp_path / "imagesTr" / io_utils.TMP_DIR  # a sub-folder: nnU-Net lists files only
         assert tmp.name.endswith(".nii.gz") and str(os.getpid()) in tmp.name
-        tmp.write_text("x")
+        sitk.WriteImage(sitk.Image(2, 2, 2, sitk.sitkUInt8), str(tmp))
         assert [p.name for p in (tmp_path / "imagesTr").iterdir() if p.is_file()] == []
-    assert target.read_text() == "x" and not (tmp_path / "imagesTr" / io_utils.TMP_DIR).exists()
+    assert sitk.ReadImage(str(target)).GetSize() == (2, 2, 2) and not (tmp_path / "imagesTr" / io_utils.TMP_DIR).exists()
 
 
 def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
