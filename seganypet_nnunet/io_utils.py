@@ -19,9 +19,9 @@ import contextlib
 import errno
 import json
 import os
-import zipfile
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any

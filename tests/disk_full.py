@@ -48,7 +48,9 @@ def run_with_full_disk(argv: list[str], full_folder: Path, env: dict | None = No
         script = (
             f"mount -t tmpfs -o size={TINY} tmpfs {shlex.quote(str(full_folder))} && {inner}; rc=$?; "
             f"ls -A {shlex.quote(str(full_folder))} > {shlex.quote(str(full_folder))}.left 2>/dev/null; "
-            "find " + shlex.quote(str(full_folder)) + " -type f -size +0 | wc -l >> "
+            "find "
+            + shlex.quote(str(full_folder))
+            + " -type f -size +0 | wc -l >> "
             + shlex.quote(str(full_folder))
             + ".left; exit $rc"
         )

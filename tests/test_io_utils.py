@@ -19,7 +19,8 @@ def test_temp_file_is_outside_the_listed_folder(tmp_path):
         assert tmp.name.endswith(".nii.gz") and str(os.getpid()) in tmp.name
         sitk.WriteImage(sitk.Image(2, 2, 2, sitk.sitkUInt8), str(tmp))
         assert [p.name for p in (tmp_path / "imagesTr").iterdir() if p.is_file()] == []
-    assert sitk.ReadImage(str(target)).GetSize() == (2, 2, 2) and not (tmp_path / "imagesTr" / io_utils.TMP_DIR).exists()
+    assert sitk.ReadImage(str(target)).GetSize() == (2, 2, 2)
+    assert not (tmp_path / "imagesTr" / io_utils.TMP_DIR).exists()
 
 
 def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
