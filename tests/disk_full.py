@@ -16,8 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-TINY = "4k"  # tmpfs size: one page, too small for the files of any of our outputs
-FSIZE_LIMIT = 8 * 1024  # bytes per file in the RLIMIT_FSIZE fallback
+TINY = "64k"  # tmpfs size; a hidden filler file then takes every free byte
+FILLER = ".filler"
+FSIZE_LIMIT = 256  # bytes per file in the RLIMIT_FSIZE fallback: smaller than any image or JSON we write
 
 
 def _can_mount() -> bool:
@@ -35,7 +36,7 @@ MODE = "tmpfs" if CAN_MOUNT else "rlimit_fsize"
 
 
 def run_with_full_disk(argv: list[str], full_folder: Path, env: dict | None = None, timeout: int = 600):
-    """Run ``argv`` with ``full_folder`` (created, empty) on a tiny tmpfs, or under a file-size limit.
+    """Run ``argv`` with ``full_folder`` (created, empty) on a full tmpfs (0 bytes free), or under a file-size limit.
 
     Returns the CompletedProcess (text output). After a tmpfs run the folder is empty again on the host (the mount
     existed only in the child's namespace), so callers check what the command printed and what is left in
@@ -46,7 +47,8 @@ def run_with_full_disk(argv: list[str], full_folder: Path, env: dict | None = No
     if CAN_MOUNT:
         inner = " ".join(shlex.quote(str(a)) for a in argv)
         script = (
-            f"mount -t tmpfs -o size={TINY} tmpfs {shlex.quote(str(full_folder))} && {inner}; rc=$?; "
+            f"mount -t tmpfs -o size={TINY} tmpfs {shlex.quote(str(full_folder))} && "
+            f"(cat /dev/zero > {shlex.quote(str(full_folder / FILLER))}) 2>/dev/null; {inner}; rc=$?; "
             f"ls -A {shlex.quote(str(full_folder))} > {shlex.quote(str(full_folder))}.left 2>/dev/null; "
             "find "
             + shlex.quote(str(full_folder))
@@ -70,7 +72,7 @@ def left_in_full_folder(full_folder: Path) -> list[str]:
     record = Path(f"{full_folder}.left")
     if CAN_MOUNT and record.is_file():
         lines = record.read_text().split()
-        return lines[:-1]  # the last line counts non-empty files
+        return [n for n in lines[:-1] if n != FILLER]  # the last line counts non-empty files
     return sorted(p.name for p in full_folder.iterdir()) if full_folder.is_dir() else []
 
 
