@@ -98,7 +98,7 @@ def verify_written(path: str | os.PathLike, expected_bytes: int | None = None) -
     ``expected_bytes``: the exact length the file must have (any type). Images (``IMAGE_ENDINGS``): header read
     and the whole data stream read back (NIfTI: length against its header; gzip: the stream's end). ``.json``:
     parses. ``.npz`` / ``.pth`` / ``.pt`` (zip archives): every member's CRC. ``.b2nd``: every chunk decompresses.
-    Other files (``.pkl``, ``.txt``): length > 0, or exactly ``expected_bytes`` when given.
+    ``.pkl``: ends with pickle's STOP opcode. Other files: length > 0, or exactly ``expected_bytes`` when given.
     """
     from seganypet_nnunet import validation
 
@@ -124,6 +124,11 @@ def verify_written(path: str | os.PathLike, expected_bytes: int | None = None) -
                 raise IncompleteWriteError(f"{path}: member {bad} is corrupt")
         elif name.endswith((".npz", ".pth", ".pt")):
             raise IncompleteWriteError(f"{path}: not a complete zip archive")
+        elif name.endswith(".pkl"):
+            with open(path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b".":  # every pickle ends with the STOP opcode
+                    raise IncompleteWriteError(f"{path}: pickle stream cut short")
         elif name.endswith(".b2nd"):
             import blosc2
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from seganypet_nnunet.errors import InputNotFoundError, SeganypetError, as_user_error, cli_entry
 
 DEFAULT_CONFIGURATIONS = ("3d_fullres",)
+KNOWN_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres")
 # Configurations whose data is another configuration's (nnU-Net would preprocess 3d_fullres again for them).
 SHARES_DATA = {"3d_cascade_fullres": "3d_fullres"}
 
@@ -119,19 +120,39 @@ def _preprocess_both(
     configurations: Sequence[str],
     num_processes: Sequence[int],
     verbose: bool,
+    case_ids: Sequence[str] = (),
 ) -> None:
-    """nnU-Net's ``preprocess_dataset`` for every plans identifier (configurations sharing data are skipped)."""
+    """nnU-Net's ``preprocess_dataset`` for every plans identifier (configurations sharing data are skipped); each
+    configuration folder is verified and marked complete (``preprocessed.mark_complete``) once nnU-Net is done.
+
+    Raises:
+        OutOfSpaceError: the disk filled up (the half-written configuration folder is removed).
+    """
+    import shutil
+
     from nnunetv2.experiment_planning.plan_and_preprocess_api import preprocess_dataset
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from seganypet_nnunet import io_utils
+    from seganypet_nnunet.paths import nnunet_folder
+    from seganypet_nnunet.run.preprocessed import mark_complete
 
     if len(num_processes) not in (1, len(configurations)):
-        raise ValueError(
+        raise SeganypetError(
             f"-np: give one number or one per configuration ({len(configurations)}), got {len(num_processes)}"
         )
     repeated = list(num_processes) * (len(configurations) // len(num_processes))
     per_config = dict(zip(configurations, repeated, strict=True))
     configs = [c for c in configurations if c not in SHARES_DATA]
+    preprocessed = nnunet_folder("nnUNet_preprocessed") / find_raw_dataset(dataset_id).name
     for plans_id in plans_ids:
-        if configs:
+        if not configs:
+            continue
+        import json
+
+        plans = PlansManager(json.loads((preprocessed / f"{plans_id}.json").read_text()))
+        folders = [preprocessed / plans.get_configuration(c).data_identifier for c in configs]
+        try:
             preprocess_dataset(
                 dataset_id,
                 plans_id,
@@ -140,6 +161,39 @@ def _preprocess_both(
                 verbose=verbose,
                 show_progress_bar=verbose,
             )
+            for folder in folders:
+                mark_complete(folder, case_ids)
+        except (OSError, RuntimeError, SeganypetError) as err:
+            free = io_utils.free_bytes(preprocessed)
+            short = io_utils.is_space_error(err) or "NDArray" in str(err) or "incomplete" in str(err)
+            if short and free is not None and free < _PREPROCESSING_SLACK:
+                for folder in folders:
+                    shutil.rmtree(folder, ignore_errors=True)
+                raise io_utils.out_of_space(preprocessed, _raw_bytes(dataset_id)) from None
+            raise
+
+
+#: Free bytes below which a failed preprocessing write is taken for a full disk.
+_PREPROCESSING_SLACK = 64 << 20
+
+
+def _raw_bytes(dataset_id: int) -> int:
+    """Bytes preprocessing may need: the raw training images' uncompressed size (float32 voxels, every channel)."""
+    import SimpleITK as sitk
+
+    total = 0
+    for image in sorted((find_raw_dataset(dataset_id) / "imagesTr").iterdir()):
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(image))
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError:
+            continue
+        n = 1
+        for d in reader.GetSize():
+            n *= d
+        total += 5 * n  # float32 data + uint8 segmentation
+    return total
 
 
 def plan_and_preprocess(
@@ -194,6 +248,11 @@ def plan_and_preprocess(
 
     if planner not in PLANNERS:
         raise SeganypetError(f"-pl {planner!r}: unknown planner; valid: {', '.join(PLANNERS)}")
+    unknown = [c for c in configurations if c not in KNOWN_CONFIGURATIONS]
+    if unknown or not configurations:
+        raise SeganypetError(
+            f"-c {' '.join(unknown) or '(none)'}: unknown configuration; valid: {', '.join(KNOWN_CONFIGURATIONS)}"
+        )
     ours, reference = get_planner_pair(planner)
     raw_folders = {int(d): find_raw_dataset(d) for d in dataset_ids}
     nnunet_folder("nnUNet_preprocessed")
@@ -225,8 +284,14 @@ def plan_and_preprocess(
             print(format_plans_summary(plans))
         print(f"splits: {splits if splits else 'kept ' + str(preprocessed / 'splits_final.json')}")
         plans_ids = [pid for _, pid in planned]
+        missing = [c for c in configurations if c not in planned[0][0]["configurations"]]
+        if missing:
+            raise SeganypetError(
+                f"-c {' '.join(missing)}: not planned for {raw_folder.name} (planned: "
+                f"{', '.join(planned[0][0]['configurations'])})"
+            )
         if preprocess:
-            _preprocess_both(dataset_id, plans_ids, configurations, nps, verbose)
+            _preprocess_both(dataset_id, plans_ids, configurations, nps, verbose, case_ids)
         result["plans_identifier"] = plans_ids[0]
         result["baseline_plans_identifier"] = plans_ids[1] if baseline else None
         result["datasets"][dataset_id] = {
@@ -324,9 +389,15 @@ def plan_and_preprocess_entry(argv: list[str] | None = None) -> None:
         nnunet_folder(variable)
     if args.np is not None and any(n < 1 for n in args.np):
         raise SeganypetError(f"-np {args.np}: process counts must be >= 1")
-    if args.overwrite_target_spacing is not None and any(not s > 0 for s in args.overwrite_target_spacing):
-        raise SeganypetError(f"-overwrite_target_spacing {args.overwrite_target_spacing}: spacings must be > 0 mm")
-    with as_user_error("-d", KeyError):
+    if args.npfp is not None and args.npfp < 1:
+        raise SeganypetError(f"-npfp {args.npfp}: process count must be >= 1")
+    if args.overwrite_target_spacing is not None:
+        from seganypet_nnunet.validation import check_spacing
+
+        check_spacing(args.overwrite_target_spacing, "-overwrite_target_spacing", "target")
+    from seganypet_nnunet.io_utils import space_errors
+
+    with as_user_error("-d", KeyError), space_errors(nnunet_folder("nnUNet_preprocessed")):
         result = plan_and_preprocess(
             args.d,
             planner=args.pl,

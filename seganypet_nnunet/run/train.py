@@ -9,6 +9,7 @@ opts in for trusted files), never through nnU-Net's ``torch.load(weights_only=Fa
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Union
 
@@ -50,6 +51,46 @@ def resolve_training(
             f"{plans_file}: configuration {configuration!r} not planned ({', '.join(plans.get('configurations', {}))})"
         )
     return folder, plans, check_fold(folder, fold)
+
+
+def check_preprocessed_data(folder: str, plans: dict, configuration: str, fold: Union[int, str]) -> list[str]:
+    """The configuration's preprocessed data is complete (``run.preprocessed``) and holds every case of the splits
+    (or ``numTraining`` of the preprocessed dataset.json); without a splits file nnU-Net's 5-fold split needs >= 5
+    cases. Returns the case identifiers.
+
+    Raises:
+        SeganypetError: one line naming the folder: half-written by a killed or failed preprocessing run, cases
+            missing, or too few cases for nnU-Net's own 5 folds.
+    """
+    import json
+    from pathlib import Path
+
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from seganypet_nnunet.run.preprocessed import check_complete
+    from seganypet_nnunet.splits import SPLITS_FILE
+
+    data = Path(folder) / PlansManager(plans).get_configuration(configuration).data_identifier
+    splits_file = Path(folder) / SPLITS_FILE
+    expected = None
+    if splits_file.is_file():
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+            expected = sorted({c for s in json.loads(splits_file.read_text()) for c in (*s["train"], *s["val"])})
+    cases = check_complete(data, expected)
+    if expected is None:
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            n = json.loads((Path(folder) / "dataset.json").read_text()).get("numTraining")
+            if isinstance(n, int) and len(cases) < n:
+                raise SeganypetError(
+                    f"{data}: holds {len(cases)} of the dataset's {n} training cases (preprocessing did not finish); "
+                    "run seganypet_plan_and_preprocess again"
+                )
+        if fold != "all" and len(cases) < 5:
+            raise SeganypetError(
+                f"{data}: {len(cases)} training case(s) are too few for nnU-Net's 5-fold split; add cases, "
+                f"write {splits_file.name} (seganypet_plan_and_preprocess does for patient-grouped data) or use -f all"
+            )
+    return cases
 
 
 def build_trainer(
@@ -250,10 +291,15 @@ def train_with_class(
         trust_checkpoint=trust_checkpoint,
     )
     check_run_flags(continue_training, only_run_validation, pretrained_weights, val_with_best, disable_checkpointing)
-    resolve_training(dataset_name_or_id, configuration, fold, plans_identifier)
+    if not isinstance(num_gpus, int) or num_gpus < 1:
+        raise SeganypetError(f"-num_gpus {num_gpus}: must be >= 1")
+    if num_gpus > 1 and torch.device(device).type != "cuda":
+        raise SeganypetError(f"-num_gpus {num_gpus}: several GPUs need -device cuda (got -device {device})")
+    folder, plans, checked_fold = resolve_training(dataset_name_or_id, configuration, fold, plans_identifier)
     preflight_checkpoints(
         trainer_class, dataset_name_or_id, configuration, fold, plans_identifier, **run_kwargs
     )  # unsafe or missing checkpoints are refused before the trainer writes its log
+    check_preprocessed_data(folder, plans, configuration, checked_fold)  # a half-written folder: one line
     job = (trainer_class, str(dataset_name_or_id), configuration, fold, plans_identifier, device, run_kwargs)
     if distributed.launched_by_torchrun():
         distributed.run_rank(*job)
