@@ -37,6 +37,9 @@ DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 
 def check_dataset_name(name: str, flag: str = "-n") -> str:
     """Raise SeganypetError unless ``name`` is a plain dataset name (it becomes a folder name under the raw root)."""
+    from seganypet_nnunet.validation import check_path_name
+
+    check_path_name(name, field=flag)
     if not isinstance(name, str) or not DATASET_NAME.match(name):
         raise SeganypetError(
             f"{flag} {name!r}: dataset name must be letters, digits, '_' or '-' (no '/', '..', spaces), "

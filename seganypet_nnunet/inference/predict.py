@@ -313,7 +313,8 @@ def predict_entry(argv: list[str] | None = None) -> None:
     if a.prompts and not Path(a.prompts).is_file():
         from seganypet_nnunet.prompts.prompt_file import PromptFileError
 
-        raise PromptFileError(f"{a.prompts}: --prompts file not found")
+        problem = "is a folder, expected a prompt JSON file" if Path(a.prompts).is_dir() else "file not found"
+        raise PromptFileError(f"{a.prompts}: --prompts {problem}")
     model = resolve_model_folder(a)
     common = dict(
         folds=folds,
