@@ -73,15 +73,22 @@ def is_space_error(error: BaseException) -> bool:
 
 @contextlib.contextmanager
 def space_errors(folder: str | os.PathLike, needed: int | None = None) -> Iterator[None]:
-    """Turn "disk full" OSErrors (and ``IncompleteWriteError``) in the block into ``out_of_space(folder, needed)``."""
+    """Turn "disk full" OSErrors in the block into ``out_of_space(folder, needed)``, and ``IncompleteWriteError``
+    too when ``folder`` has no room to spare (else the short file is reported as it is)."""
     try:
         yield
     except OutOfSpaceError:
         raise
     except (OSError, IncompleteWriteError) as err:
-        if isinstance(err, IncompleteWriteError) or is_space_error(err):
+        if is_space_error(err) or (isinstance(err, IncompleteWriteError) and _short_of_space(folder, needed)):
             raise out_of_space(folder, needed) from None
         raise
+
+
+def _short_of_space(folder: str | os.PathLike, needed: int | None) -> bool:
+    """Whether a short write in ``folder`` is explained by its free space (below ``needed`` plus ``_SLACK``)."""
+    free = free_bytes(folder)
+    return free is not None and free < (needed or 0) + _SLACK
 
 
 def _fsync(path: Path) -> None:

@@ -334,7 +334,27 @@ def check_output_folder(output: str | Path, inputs: Mapping[str, str | Path | No
             raise SeganypetError(f"{output}: -o is the same folder as {flag}; choose a separate output folder")
         if folder is not None and output.resolve() == Path(folder).resolve():
             raise SeganypetError(f"{output}: -o is the same folder as {flag}; choose a separate output folder")
+    check_writable(output, "-o")
     return output
+
+
+def check_writable(folder: str | Path, flag: str = "-o") -> None:
+    """The nearest existing folder of ``folder`` accepts a new file (a probe file, removed at once): a read-only file
+    system or missing permission is one line before any work, not a traceback after it."""
+    import os
+    import tempfile
+
+    existing = Path(folder).absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SeganypetError(f"{folder}: {flag} lies under {existing}, which is a file")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".seganypet-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise SeganypetError(f"{existing}: {flag} is not writable ({err.strerror})") from None
 
 
 def check_label_file(path: str | Path, allowed: Iterable[int], reference=None, ref_path: str | Path | None = None):

@@ -138,7 +138,7 @@ def predict_grand_challenge(
         initial = P.automatic_mask(work / "auto", "case", ending, value, session.array_shape)
         masks = run_click_steps(P.SessionPrompter(session), initial, tumour, background, n_steps)
     except SeganypetError as err:
-        raise type(err)(_user_names(str(err), sources, work)) from None
+        raise type(err)(_user_names(str(err), sources, work, output_dir)) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -153,11 +153,14 @@ def predict_grand_challenge(
     return io_utils.write_image(as_image(masks[-1]), Path(output_dir) / OUTPUT_SUBFOLDER / f"{uuid}.mha")
 
 
-def _user_names(message: str, sources: dict[str, str], work: Path) -> str:
-    """``message`` with the working copies' paths replaced by the user's files (``work`` by ``<working copy>``)."""
+def _user_names(message: str, sources: dict[str, str], work: Path, output_dir: Path) -> str:
+    """``message`` with the working copies' paths replaced by the user's files, and any other path inside the hidden
+    working folder by ``output_dir`` (e.g. a full disk: the folder the user chose)."""
     for copy, original in sources.items():
         message = message.replace(copy, original)
-    return message.replace(str(work), "<working copy>")
+    for sub in (work / "in" / io_utils.TMP_DIR, work / "in", work / "auto", work):
+        message = message.replace(str(sub), str(output_dir))
+    return message
 
 
 def write_grand_challenge_input(

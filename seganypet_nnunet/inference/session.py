@@ -247,9 +247,11 @@ class SegAnyPETSession:
         lo, hi = np.asarray(corner_min, float), np.asarray(corner_max, float)
         if lo.shape != (3,) or hi.shape != (3,) or not (np.isfinite(lo).all() and np.isfinite(hi).all()):
             raise ValueError(f"add_box: corners must be 3 finite numbers each, got {corner_min!r}, {corner_max!r}")
-        if (lo > hi).any() or (space == "world" and (lo == hi).any()):
-            axis = int(np.argmax(lo >= hi))
-            raise ValueError(f"add_box: min {list(lo)} is not below max {list(hi)} on axis {axis} ({space})")
+        if (lo > hi).any():
+            axis = int(np.argmax(lo > hi))
+            raise ValueError(f"add_box: min {list(lo)} exceeds max {list(hi)} on axis {axis} ({space})")
+        if space == "world" and (lo == hi).any():
+            raise ValueError(f"add_box: zero-volume box, min equals max on axis {int(np.argmax(lo == hi))} (world mm)")
         ijk = self._to_voxel(C.box_corners(lo, hi), space, "add_box", check=(0, 7))
         pre = C.voxel_to_preprocessed(ijk, self.geometry)
         lo_pre, hi_pre = pre.min(axis=0), pre.max(axis=0)
