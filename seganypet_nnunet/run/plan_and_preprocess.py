@@ -392,9 +392,15 @@ def plan_and_preprocess_entry(argv: list[str] | None = None) -> None:
     if args.npfp is not None and args.npfp < 1:
         raise SeganypetError(f"-npfp {args.npfp}: process count must be >= 1")
     if args.overwrite_target_spacing is not None:
-        from seganypet_nnunet.validation import check_spacing
+        import math
 
-        check_spacing(args.overwrite_target_spacing, "-overwrite_target_spacing", "target")
+        from seganypet_nnunet.validation import SPACING_RANGE_MM
+
+        low, high = SPACING_RANGE_MM
+        if not all(math.isfinite(s) and low <= s <= high for s in args.overwrite_target_spacing):
+            raise SeganypetError(
+                f"-overwrite_target_spacing {args.overwrite_target_spacing}: spacings must lie in {low:g}-{high:g} mm"
+            )
     from seganypet_nnunet.io_utils import space_errors
 
     with as_user_error("-d", KeyError), space_errors(nnunet_folder("nnUNet_preprocessed")):

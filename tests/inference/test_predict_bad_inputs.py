@@ -71,7 +71,25 @@ BAD_IMAGES = {
     "extra_channel": (lambda c: shutil.copy(_img(c), c / "in" / "test00_0001.nii.gz"), "unexpected channel _0001"),
     "folder_like_image": (lambda c: (c / "in" / "x_0000.nii.gz").mkdir(), "x_0000.nii.gz: is a folder"),
     "no_channel_suffix": (lambda c: shutil.copy(_img(c), c / "in" / "x.nii.gz"), "x.nii.gz: name must be CASE_XXXX"),
+    "spacing_1000mm": (lambda c: _spacing(_img(c), 1000.0), "test00_0000.nii.gz: image spacing (1000"),
+    "pixdim_0": (lambda c: _pixdim_0(_img(c)), "test00_0000.nii.gz: image header pixdim spacing (0"),
 }
+
+
+def _spacing(path: Path, mm: float) -> None:
+    import SimpleITK as sitk
+
+    img = sitk.ReadImage(str(path))
+    img.SetSpacing((mm, *img.GetSpacing()[1:]))
+    sitk.WriteImage(img, str(path))
+
+
+def _pixdim_0(path: Path) -> None:
+    """pixdim[1] (x spacing) of a .nii.gz header set to 0: SimpleITK would read 1 mm and predict on it."""
+    import struct
+
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:80] + struct.pack("<f", 0.0) + raw[84:]))
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_IMAGES))
