@@ -103,7 +103,8 @@ def _other_cases() -> list[Case]:
                 f = data / f"{ids[-1]}.b2nd"
                 f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
             if marker:
-                (data / ".seganypet_preprocessing_complete.json").write_text(json.dumps({"cases": ids}))
+                (data / ".seganypet").mkdir()
+                (data / ".seganypet" / "preprocessing_complete.json").write_text(json.dumps({"cases": ids}))
 
         return setup
 

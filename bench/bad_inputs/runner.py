@@ -28,7 +28,7 @@ def _in_mount(argv: list[str], kind: str, folder: Path) -> list[str]:
     """``argv`` run in its own mount namespace with ``folder`` a full (0 bytes free) or read-only tmpfs; what is left
     in the folder is listed into ``<folder>.left`` before the namespace (and the tmpfs) goes away."""
     q = shlex.quote(str(folder))
-    mount = (f"mount -t tmpfs -o size=64k tmpfs {q} && (cat /dev/zero > {q}/.filler) 2>/dev/null"
+    mount = (f"mount -t tmpfs -o size=64k tmpfs {q} && {{ cat /dev/zero > {q}/.filler; }} 2>/dev/null; true"
              if kind == "full" else f"mount -t tmpfs -o ro tmpfs {q}")  # fmt: skip
     inner = " ".join(shlex.quote(a) for a in argv)
     script = f"{mount} && {inner}; rc=$?; ls -A {q} | grep -v '^.filler$' > {q}.left; exit $rc"

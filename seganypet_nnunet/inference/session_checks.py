@@ -31,13 +31,15 @@ def check_mask_values(mask, where: str) -> None:
 
 
 def check_image_like_cli(data: np.ndarray, props: dict, files: list) -> None:
-    """``set_image`` refuses what ``seganypet_predict`` refuses: an all-zero image and a spacing outside
-    ``validation.SPACING_RANGE_MM`` (``data``: (c, z, y, x); ``props["spacing"]``: array order (z, y, x))."""
-    from seganypet_nnunet.validation import check_nifti_pixdim, check_spacing
+    """``set_image`` refuses what ``seganypet_predict`` refuses: an all-zero image, NaN/Inf voxels in a NIfTI file, a
+    stored pixdim of 0 and a spacing outside ``validation.SPACING_RANGE_MM`` (``data``: (c, z, y, x);
+    ``props["spacing"]``: array order (z, y, x))."""
+    from seganypet_nnunet.validation import check_nifti_finite, check_nifti_pixdim, check_spacing
 
     for f in files:
         if isinstance(f, (str, Path)):
             check_nifti_pixdim(f)  # a stored pixdim of 0 reads as 1 mm
+            check_nifti_finite(f)  # SimpleITK reads NaN voxels of a NIfTI file as 0
     where = f"set_image: {files[0]}" if files else "set_image"
     if not np.any(data):
         raise SeganypetError(f"{where}: the image is all zero (empty scan?)")

@@ -114,88 +114,6 @@ def format_plans_summary(plans: dict) -> str:
     return "\n".join(lines)
 
 
-def _preprocess_both(
-    dataset_id: int,
-    plans_ids: Sequence[str],
-    configurations: Sequence[str],
-    num_processes: Sequence[int],
-    verbose: bool,
-    case_ids: Sequence[str] = (),
-) -> None:
-    """nnU-Net's ``preprocess_dataset`` for every plans identifier (configurations sharing data are skipped); each
-    configuration folder is verified and marked complete (``preprocessed.mark_complete``) once nnU-Net is done.
-
-    Raises:
-        OutOfSpaceError: the disk filled up (the half-written configuration folder is removed).
-    """
-    import shutil
-
-    from nnunetv2.experiment_planning.plan_and_preprocess_api import preprocess_dataset
-    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-
-    from seganypet_nnunet import io_utils
-    from seganypet_nnunet.paths import nnunet_folder
-    from seganypet_nnunet.run.preprocessed import mark_complete
-
-    if len(num_processes) not in (1, len(configurations)):
-        raise SeganypetError(
-            f"-np: give one number or one per configuration ({len(configurations)}), got {len(num_processes)}"
-        )
-    repeated = list(num_processes) * (len(configurations) // len(num_processes))
-    per_config = dict(zip(configurations, repeated, strict=True))
-    configs = [c for c in configurations if c not in SHARES_DATA]
-    preprocessed = nnunet_folder("nnUNet_preprocessed") / find_raw_dataset(dataset_id).name
-    for plans_id in plans_ids:
-        if not configs:
-            continue
-        import json
-
-        plans = PlansManager(json.loads((preprocessed / f"{plans_id}.json").read_text()))
-        folders = [preprocessed / plans.get_configuration(c).data_identifier for c in configs]
-        try:
-            preprocess_dataset(
-                dataset_id,
-                plans_id,
-                configs,
-                [per_config[c] for c in configs],
-                verbose=verbose,
-                show_progress_bar=verbose,
-            )
-            for folder in folders:
-                mark_complete(folder, case_ids)
-        except (OSError, RuntimeError, SeganypetError) as err:
-            free = io_utils.free_bytes(preprocessed)
-            short = io_utils.is_space_error(err) or "NDArray" in str(err) or "incomplete" in str(err)
-            if short and free is not None and free < _PREPROCESSING_SLACK:
-                for folder in folders:
-                    shutil.rmtree(folder, ignore_errors=True)
-                raise io_utils.out_of_space(preprocessed, _raw_bytes(dataset_id)) from None
-            raise
-
-
-#: Free bytes below which a failed preprocessing write is taken for a full disk.
-_PREPROCESSING_SLACK = 64 << 20
-
-
-def _raw_bytes(dataset_id: int) -> int:
-    """Bytes preprocessing may need: the raw training images' uncompressed size (float32 voxels, every channel)."""
-    import SimpleITK as sitk
-
-    total = 0
-    for image in sorted((find_raw_dataset(dataset_id) / "imagesTr").iterdir()):
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(image))
-        try:
-            reader.ReadImageInformation()
-        except RuntimeError:
-            continue
-        n = 1
-        for d in reader.GetSize():
-            n *= d
-        total += 5 * n  # float32 data + uint8 segmentation
-    return total
-
-
 def plan_and_preprocess(
     dataset_ids: Sequence[int],
     *,
@@ -244,6 +162,7 @@ def plan_and_preprocess(
 
     from seganypet_nnunet.paths import nnunet_folder
     from seganypet_nnunet.planners import PLANNERS, get_planner_pair
+    from seganypet_nnunet.run.preprocessed import preprocess_configurations
     from seganypet_nnunet.splits import maybe_write_patient_splits
 
     if planner not in PLANNERS:
@@ -291,7 +210,7 @@ def plan_and_preprocess(
                 f"{', '.join(planned[0][0]['configurations'])})"
             )
         if preprocess:
-            _preprocess_both(dataset_id, plans_ids, configurations, nps, verbose, case_ids)
+            preprocess_configurations(dataset_id, plans_ids, configurations, nps, verbose, case_ids)
         result["plans_identifier"] = plans_ids[0]
         result["baseline_plans_identifier"] = plans_ids[1] if baseline else None
         result["datasets"][dataset_id] = {
@@ -402,8 +321,9 @@ def plan_and_preprocess_entry(argv: list[str] | None = None) -> None:
                 f"-overwrite_target_spacing {args.overwrite_target_spacing}: spacings must lie in {low:g}-{high:g} mm"
             )
     from seganypet_nnunet.io_utils import space_errors
+    from seganypet_nnunet.run.preprocessed import removed_if_out_of_space
 
-    with as_user_error("-d", KeyError), space_errors(nnunet_folder("nnUNet_preprocessed")):
+    with as_user_error("-d", KeyError), removed_if_out_of_space(), space_errors(nnunet_folder("nnUNet_preprocessed")):
         result = plan_and_preprocess(
             args.d,
             planner=args.pl,

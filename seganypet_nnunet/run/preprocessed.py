@@ -11,14 +11,17 @@ dataset's ``numTraining`` / splits present, every array readable to its last chu
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from seganypet_nnunet import io_utils
 from seganypet_nnunet.errors import SeganypetError
 
-MARKER = ".seganypet_preprocessing_complete.json"
+#: In a hidden sub-folder: nnU-Net infers the dataset format from the endings of the folder's files (a ``.json``
+#: beside the ``.b2nd`` files would break training) and its preprocessing removes the whole folder when it starts.
+MARKER = ".seganypet/preprocessing_complete.json"
 _RERUN = "run seganypet_plan_and_preprocess again"
 
 
@@ -98,3 +101,105 @@ def check_complete(folder: str | Path, expected_cases: Iterable[str] | None = No
     if not cases:
         raise IncompletePreprocessingError(f"{folder}: no preprocessed cases; {_RERUN}")
     return cases
+
+
+def preprocess_configurations(
+    dataset_id: int,
+    plans_ids: Sequence[str],
+    configurations: Sequence[str],
+    num_processes: Sequence[int],
+    verbose: bool,
+    case_ids: Sequence[str] = (),
+) -> None:
+    """nnU-Net's ``preprocess_dataset`` for every plans identifier (configurations sharing data are skipped); each
+    configuration folder is verified and marked complete (``preprocessed.mark_complete``) once nnU-Net is done.
+
+    Raises:
+        OutOfSpaceError: the disk filled up (the half-written configuration folder is removed).
+    """
+    import shutil
+
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import preprocess_dataset
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from seganypet_nnunet.paths import nnunet_folder
+    from seganypet_nnunet.run.plan_and_preprocess import SHARES_DATA, find_raw_dataset
+
+    if len(num_processes) not in (1, len(configurations)):
+        raise SeganypetError(
+            f"-np: give one number or one per configuration ({len(configurations)}), got {len(num_processes)}"
+        )
+    repeated = list(num_processes) * (len(configurations) // len(num_processes))
+    per_config = dict(zip(configurations, repeated, strict=True))
+    configs = [c for c in configurations if c not in SHARES_DATA]
+    preprocessed = nnunet_folder("nnUNet_preprocessed") / find_raw_dataset(dataset_id).name
+    for plans_id in plans_ids:
+        if not configs:
+            continue
+        import json
+
+        plans = PlansManager(json.loads((preprocessed / f"{plans_id}.json").read_text()))
+        folders = [preprocessed / plans.get_configuration(c).data_identifier for c in configs]
+        try:
+            preprocess_dataset(
+                dataset_id,
+                plans_id,
+                configs,
+                [per_config[c] for c in configs],
+                verbose=verbose,
+                show_progress_bar=verbose,
+            )
+            for folder in folders:
+                mark_complete(folder, case_ids)
+        except (OSError, RuntimeError, SeganypetError) as err:
+            free = io_utils.free_bytes(preprocessed)
+            short = io_utils.is_space_error(err) or "NDArray" in str(err) or "incomplete" in str(err)
+            if short and free is not None and free < _PREPROCESSING_SLACK:
+                for folder in folders:
+                    shutil.rmtree(folder, ignore_errors=True)
+                raise io_utils.out_of_space(preprocessed, _raw_bytes(dataset_id)) from None
+            raise
+
+
+#: Free bytes below which a failed preprocessing write is taken for a full disk.
+_PREPROCESSING_SLACK = 64 << 20
+
+
+def _raw_bytes(dataset_id: int) -> int:
+    """Bytes preprocessing may need: the raw training images' uncompressed size (float32 voxels, every channel)."""
+    import SimpleITK as sitk
+
+    from seganypet_nnunet.run.plan_and_preprocess import find_raw_dataset
+
+    total = 0
+    for image in sorted((find_raw_dataset(dataset_id) / "imagesTr").iterdir()):
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(image))
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError:
+            continue
+        n = 1
+        for d in reader.GetSize():
+            n *= d
+        total += 5 * n  # float32 data + uint8 segmentation
+    return total
+
+
+@contextlib.contextmanager
+def removed_if_out_of_space() -> Iterator[None]:
+    """On a full disk, remove the dataset folders this run created under ``nnUNet_preprocessed`` (nothing half-made
+    stays behind); folders that existed before are left as they were."""
+    import shutil
+
+    from seganypet_nnunet.paths import nnunet_folder
+
+    root = nnunet_folder("nnUNet_preprocessed")
+    before = {p.name for p in root.iterdir()} if root.is_dir() else set()
+    try:
+        yield
+    except io_utils.OutOfSpaceError:
+        for p in root.iterdir() if root.is_dir() else ():
+            if p.name not in before and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+        raise
