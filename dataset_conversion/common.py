@@ -78,9 +78,14 @@ def require_cases(cases: Mapping, source_dir: Path, what: str) -> None:
 
 
 def check_unique(case_ids: Iterable[str], origins: Iterable[object]) -> None:
-    """Raise ConversionError naming both sources if two inputs map onto the same case id."""
+    """Raise ConversionError naming both sources if two inputs map onto the same case id, or naming the source of a
+    case id that cannot be a file name (``validation.check_path_name``)."""
+    from seganypet_nnunet.validation import check_path_name
+
     seen: dict[str, object] = {}
     for case_id, origin in zip(case_ids, origins, strict=True):
+        with reraise_as(ConversionError):
+            check_path_name(case_id, field=f"case id (from {origin})")
         if case_id in seen:
             raise ConversionError(f"duplicate case id {case_id!r}: from {seen[case_id]} and {origin}")
         seen[case_id] = origin

@@ -17,6 +17,7 @@ import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 
 from seganypet_nnunet.dataset_conversion.common import ConversionError
+from seganypet_nnunet.errors import one_line
 
 TAG_NUMBERS = {
     "SeriesInstanceUID": "(0020,000E)", "ImagePositionPatient": "(0020,0032)", "ImageOrientationPatient": "(0020,0037)",
@@ -98,7 +99,11 @@ def read_series_volume(headers: list[tuple[Path, pydicom.Dataset]]) -> tuple[sit
     for path, ds in ordered:
         required(ds, "PixelData", path)
         slope = float(required(ds, "RescaleSlope", path))
-        slices.append(ds.pixel_array.astype(np.float64) * slope + float(ds.get("RescaleIntercept", 0.0)))
+        try:
+            pixels = ds.pixel_array
+        except (ValueError, AttributeError, RuntimeError, NotImplementedError) as err:  # short PixelData, codecs
+            raise ConversionError(f"{path}: unreadable pixel data ({one_line(err)})") from None
+        slices.append(pixels.astype(np.float64) * slope + float(ds.get("RescaleIntercept", 0.0)))
     if len({s.shape for s in slices}) > 1:
         raise ConversionError(f"{ordered[0][0].parent}: slices have different Rows/Columns")
     first_path, first = ordered[0]

@@ -16,8 +16,23 @@ import SimpleITK as sitk
 from seganypet_nnunet.dataset_conversion.common import ConversionError
 from seganypet_nnunet.dataset_conversion.dicom_series import read_headers, read_series_volume
 from seganypet_nnunet.dataset_conversion.suv import SUV_MODES, PatientOverride, suv_factor
-from seganypet_nnunet.errors import cli_entry
+from seganypet_nnunet.errors import cli_entry, reraise_as
 from seganypet_nnunet.io_utils import write_image
+from seganypet_nnunet.validation import check_spacing
+
+#: Plausible patient values for ``--weight`` (kg) and ``--height`` (m).
+WEIGHT_RANGE_KG = (0.5, 500.0)
+HEIGHT_RANGE_M = (0.2, 2.8)
+
+
+def check_patient_override(override: PatientOverride) -> None:
+    """``--weight`` / ``--height`` finite and plausible (one line naming the flag, not a DICOM field)."""
+    for flag, value, (low, high), unit in (
+        ("--weight", override.weight_kg, WEIGHT_RANGE_KG, "kg"),
+        ("--height", override.height_m, HEIGHT_RANGE_M, "m"),
+    ):
+        if value is not None and not (np.isfinite(value) and low <= value <= high):
+            raise ConversionError(f"{flag} {value}: must be a number of {unit} between {low:g} and {high:g}")
 
 
 def load_suv_series(
@@ -31,6 +46,8 @@ def load_suv_series(
         raise ConversionError(f"{headers[0][0]}: Modality is {modality!r}, expected PT")
     info = suv_factor(headers, mode, override)
     volume, _ = read_series_volume(headers)
+    with reraise_as(ConversionError):
+        check_spacing(volume.GetSpacing(), dicom_dir, "PET series")
     suv = sitk.Cast(volume * info["factor"], sitk.sitkFloat32)
     if not np.all(np.isfinite(sitk.GetArrayViewFromImage(suv))):
         raise ConversionError(f"{dicom_dir}: SUV volume holds non-finite values")
@@ -38,7 +55,14 @@ def load_suv_series(
 
 
 def dicom_to_suv(dicom_dir: Path, out_path: Path, mode: str = "bw", override: PatientOverride | None = None) -> dict:
-    """Convert ``dicom_dir`` (one series) to an SUV image at ``out_path`` (any SimpleITK format); return the info."""
+    """Convert ``dicom_dir`` (one series) to an SUV image at ``out_path`` (any SimpleITK format); return the info.
+
+    Raises:
+        ConversionError: a bad series or override (one line naming the file or flag).
+        OutOfSpaceError: the output did not fit (one line naming the folder; nothing written).
+    """
+    if override is not None:
+        check_patient_override(override)
     suv, info = load_suv_series(dicom_dir, mode, override)
     write_image(suv, out_path)
     return info
@@ -75,8 +99,10 @@ def dicom_to_suv_entry(argv: list[str] | None = None) -> None:
     parser.add_argument("--height", type=float, default=None, help="[OPTIONAL] patient height in m (lbm/bsa)")
     parser.add_argument("--sex", choices=("M", "F"), default=None, help="[OPTIONAL] patient sex (lbm)")
     args = parser.parse_args(argv)
+    override = PatientOverride(args.weight, args.height, args.sex)
+    check_patient_override(override)
     check_output_file(args.o, args.i)
-    info = dicom_to_suv(args.i, args.o, args.mode, PatientOverride(args.weight, args.height, args.sex))
+    info = dicom_to_suv(args.i, args.o, args.mode, override)
     print(f"{args.o}: SUV{args.mode} factor {info['factor']:.6g} (Units {info['units']}, dt {info['delta_t_s']} s)")
 
 

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "seganypet_nnunet"
 STAGE_FOLDERS = ("dataset_conversion", "planners", "trainers")
 PIPELINE = ("dataset_conversion", "planners", "trainers", "inference", "evaluation")
-COMMAND_LAYER = ("run", "demo", "napari_plugin")
+COMMAND_LAYER = ("run", "demo", "napari_plugin", "server")
 
 
 def source_modules(root: Path = ROOT) -> dict[str, Path]:

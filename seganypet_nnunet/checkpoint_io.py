@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from seganypet_nnunet.errors import SeganypetError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(SeganypetError):
     """A checkpoint file that cannot be used: missing, truncated, not a checkpoint, unsafe, or of the wrong layout."""
 
 

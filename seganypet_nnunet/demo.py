@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seganypet_nnunet.errors import cli_entry
+
 DEMO_PLANNER = "SegAnyPETPlannerSmall"
 CONFIGURATION = "3d_fullres"
 CLICKS = (1, 3, 5)
@@ -103,6 +105,7 @@ def run_demo(settings: DemoSettings) -> dict:
     from seganypet_nnunet.run.plan_and_preprocess import plan_and_preprocess
     from seganypet_nnunet.synthetic import SyntheticConfig, make_dataset
 
+    check_settings(settings)
     start = time.perf_counter()
     folders = _use_folders(settings.output.resolve())
     with _step(f"1/6 synthetic whole-body PET: {settings.num_train} training + {settings.num_test} test cases"):
@@ -164,7 +167,31 @@ def run_demo(settings: DemoSettings) -> dict:
     }
 
 
-def demo_entry() -> None:
+def check_settings(settings: DemoSettings) -> None:
+    """Every setting checked before anything is created (folders, dataset): one line naming the flag.
+
+    Raises:
+        SeganypetError: an unavailable ``-device``, a dataset id outside 1..999, too few cases (a split needs 2
+            training cases), a negative seed, or ``-o`` an existing file.
+    """
+    from seganypet_nnunet.errors import SeganypetError
+    from seganypet_nnunet.validation import check_device
+
+    if not 1 <= settings.dataset_id <= 999:
+        raise SeganypetError(f"-d {settings.dataset_id}: dataset id must be between 1 and 999")
+    if settings.num_train < 2:
+        raise SeganypetError(f"-num_train {settings.num_train}: a split needs at least 2 training cases")
+    if settings.num_test < 1:
+        raise SeganypetError(f"-num_test {settings.num_test}: need at least 1 test case")
+    if settings.seed < 0:
+        raise SeganypetError(f"-seed {settings.seed}: must be >= 0")
+    if settings.output.exists() and not settings.output.is_dir():
+        raise SeganypetError(f"{settings.output}: -o is an existing file, expected an output folder")
+    check_device(settings.device)
+
+
+@cli_entry("seganypet_demo")
+def demo_entry(argv: list[str] | None = None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(
@@ -181,10 +208,12 @@ def demo_entry() -> None:
     parser.add_argument("-num_test", type=int, default=3, help="[OPTIONAL] test cases. Default: 3")
     parser.add_argument("-seed", type=int, default=0, help="[OPTIONAL] generator seed. Default: 0")
     parser.add_argument("-device", default="cpu", choices=("cpu", "cuda", "mps"), help="[OPTIONAL] Default: cpu")
-    args = parser.parse_args()
+    parser.add_argument("--verbose", action="store_true", help="[OPTIONAL] show tracebacks of errors")
+    args = parser.parse_args(argv)
     settings = DemoSettings(
         Path(args.o), args.d, num_train=args.num_train, num_test=args.num_test, seed=args.seed, device=args.device
     )
+    check_settings(settings)
     np.seterr(all="ignore")
     run_demo(settings)
 

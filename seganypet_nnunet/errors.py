@@ -16,6 +16,7 @@ import functools
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -31,20 +32,6 @@ class SeganypetError(ValueError):
 
 class InputNotFoundError(SeganypetError, FileNotFoundError):
     """A file or folder the user named does not exist (also a FileNotFoundError for API callers)."""
-
-
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    from seganypet_nnunet.checkpoint_io import CheckpointError
-
-    types: list[type[BaseException]] = [SeganypetError, CheckpointError]
-    try:  # owned by the dataset converters / prompt files; both are ValueError subclasses with one-line messages
-        from seganypet_nnunet.dataset_conversion.common import ConversionError
-        from seganypet_nnunet.prompts.prompt_file import PromptFileError
-
-        types += [ConversionError, PromptFileError]
-    except ImportError:  # pragma: no cover - partial installs
-        pass
-    return tuple(types)
 
 
 @contextlib.contextmanager
@@ -86,7 +73,48 @@ def _default_sigterm_in_child() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-os.register_at_fork(after_in_child=_default_sigterm_in_child)
+#: Exit status of a child process whose parent died (``watch_parent``).
+EXIT_PARENT_GONE = 137
+_WATCH_INTERVAL_S = 0.5
+
+
+def watch_parent() -> None:
+    """In a child process (multiprocessing worker, forked or spawned): exit as soon as the parent is gone.
+
+    ``kill -9`` of a command cannot run its clean-up, and nnU-Net's pool workers would otherwise live on (reparented to
+    init) for as long as their queues keep them waiting. A daemon thread polls ``os.getppid()`` and ends the process
+    with ``os._exit`` once it changes. Started for forked children by an at-fork hook and, for spawned children, when
+    they import this package (console scripts: the re-imported main script imports the command's module).
+    """
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(_WATCH_INTERVAL_S)
+            if os.getppid() != parent:
+                os._exit(EXIT_PARENT_GONE)
+
+    threading.Thread(target=watch, name="seganypet-parent-watchdog", daemon=True).start()
+
+
+def _in_child_after_fork() -> None:
+    _default_sigterm_in_child()
+    watch_parent()
+
+
+os.register_at_fork(after_in_child=_in_child_after_fork)
+
+
+def _is_spawned_child() -> bool:
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
+
+
+if _is_spawned_child():  # a spawned worker importing us (forked ones are covered by the at-fork hook)
+    watch_parent()
 
 
 F = TypeVar("F", bound=Callable[..., None])
@@ -107,7 +135,7 @@ def cli_entry(command: str) -> Callable[[F], F]:
                 pass
             try:
                 return main(*args, **kwargs)
-            except _user_error_types() as error:
+            except SeganypetError as error:
                 if verbose:
                     traceback.print_exc()
                 print(f"{command}: error: {one_line(error)}", file=sys.stderr)
@@ -119,6 +147,7 @@ def cli_entry(command: str) -> Callable[[F], F]:
                 if previous is not None:
                     signal.signal(signal.SIGTERM, previous)
 
+        entry.__seganypet_command__ = command  # type: ignore[attr-defined]  # tests/test_console_scripts.py
         return entry  # type: ignore[return-value]
 
     return wrap

@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from seganypet_nnunet.errors import SeganypetError
+from seganypet_nnunet.errors import InputNotFoundError, SeganypetError
 
 NNUNET_ENV_VARS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 
@@ -38,6 +38,9 @@ DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 
 def check_dataset_name(name: str, flag: str = "-n") -> str:
     """Raise SeganypetError unless ``name`` is a plain dataset name (it becomes a folder name under the raw root)."""
+    from seganypet_nnunet.validation import check_path_name
+
+    check_path_name(name, field=flag)
     if not isinstance(name, str) or not DATASET_NAME.match(name):
         raise SeganypetError(
             f"{flag} {name!r}: dataset name must be letters, digits, '_' or '-' (no '/', '..', spaces), "
@@ -60,3 +63,13 @@ def trainer_ext_folder() -> Path:
     """
     spec = importlib.util.find_spec("seganypet_nnunet.trainers")
     return Path(spec.submodule_search_locations[0]) / "nnunet_ext"
+
+
+def find_raw_dataset(dataset_id: int) -> Path:
+    """``$nnUNet_raw/DatasetXXX_*`` for an id; FileNotFoundError (one line) if absent or ambiguous."""
+    raw = nnunet_folder("nnUNet_raw")
+    matches = sorted(p for p in raw.glob(f"Dataset{int(dataset_id):03d}_*") if p.is_dir()) if raw.is_dir() else []
+    if len(matches) != 1:
+        problem = "not found" if not matches else f"ambiguous ({', '.join(m.name for m in matches)})"
+        raise InputNotFoundError(f"{raw}: dataset id {dataset_id} {problem} in nnUNet_raw")
+    return matches[0]

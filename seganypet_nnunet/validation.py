@@ -23,6 +23,8 @@ from seganypet_nnunet.errors import InputNotFoundError, SeganypetError
 ORIGIN_TOL_MM = 1e-3
 SPACING_RTOL = 1e-4
 DIRECTION_TOL = 1e-4
+#: Voxel spacing a PET (or CT / label) image may have, in mm, every axis.
+SPACING_RANGE_MM = (0.1, 20.0)
 _CHUNK = 1 << 22
 
 
@@ -53,8 +55,70 @@ def read_header(path: str | Path, what: str = "image") -> sitk.ImageFileReader:
             f"{path}: expected a 3D single-channel {what}, got {reader.GetDimension()}D with "
             f"{reader.GetNumberOfComponents()} component(s) per voxel"
         )
+    check_spacing(reader.GetSpacing(), path, what)
+    check_nifti_pixdim(path, what)
     check_not_truncated(path, what)
     return reader
+
+
+def check_spacing(spacing, path: str | Path, what: str = "image") -> None:
+    """Voxel spacing (any axis order, mm) finite and within ``SPACING_RANGE_MM`` on every axis."""
+    low, high = SPACING_RANGE_MM
+    values = [float(v) for v in spacing]
+    if not all(np.isfinite(values)) or not all(low <= v <= high for v in values):
+        shown = ", ".join(f"{v:g}" for v in values)
+        raise SeganypetError(f"{path}: {what} spacing ({shown}) mm is outside {low:g}-{high:g} mm (broken header?)")
+
+
+def _nifti_pixdim(header: bytes) -> tuple[float, float, float] | None:
+    """The (x, y, z) ``pixdim`` of a NIfTI-1/2 header as stored (SimpleITK shows 0 as 1 mm), or None if not NIfTI."""
+    for endian in "<>":
+        if len(header) >= 348 and struct.unpack(endian + "i", header[:4])[0] == 348:
+            return struct.unpack(endian + "8f", header[76:108])[1:4]
+        if len(header) >= 540 and struct.unpack(endian + "i", header[:4])[0] == 540:
+            return struct.unpack(endian + "8d", header[104:168])[1:4]
+    return None
+
+
+def check_nifti_pixdim(path: str | Path, what: str = "image") -> None:
+    """A NIfTI file's stored ``pixdim`` (x, y, z) passes ``check_spacing`` (a pixdim of 0 would be read as 1 mm)."""
+    name = Path(path).name.lower()
+    if not name.endswith((".nii", ".nii.gz")):
+        return
+    try:
+        with (gzip.open if name.endswith(".gz") else open)(path, "rb") as f:
+            pixdim = _nifti_pixdim(f.read(540))
+    except (EOFError, OSError, zlib.error):
+        return  # check_not_truncated names the broken file
+    if pixdim is not None:
+        check_spacing(pixdim, path, f"{what} header pixdim")
+
+
+def check_path_name(value: object, *, field: str) -> str:
+    """``value`` used as one path component (dataset/model name, target name, case id): returned unchanged.
+
+    Refuses, with one line naming ``field``: a non-string, an empty name, ``.`` or ``..``, a path separator
+    (``/`` or ``\\``, so no absolute path either), a leading ``-`` or ``.`` (options, hidden files), control
+    characters and names over 200 characters.
+    """
+    if not isinstance(value, str):
+        raise SeganypetError(f"{field}: expected a name (text), got {type(value).__name__} {value!r}")
+    problem = None
+    if not value or not value.strip():
+        problem = "is empty"
+    elif value in (".", "..") or value.startswith("."):
+        problem = "may not start with '.' (hidden files, parent folders)"
+    elif "/" in value or "\\" in value:
+        problem = "may not contain a path separator ('/' or '\\')"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in value):
+        problem = "may not contain control characters"
+    elif value.startswith("-"):
+        problem = "may not start with '-'"
+    elif len(value) > 200:
+        problem = f"is {len(value)} characters long (at most 200)"
+    if problem:
+        raise SeganypetError(f"{field} {value!r}: {problem}; use letters, digits, '_', '-'")
+    return value
 
 
 def _last_line(err: BaseException) -> str:
@@ -80,6 +144,18 @@ def _nifti_data_end(header: bytes) -> int | None:
     n_dims = max(1, min(int(dims[0]), 7))
     n_voxels = int(np.prod([max(1, int(d)) for d in dims[1 : n_dims + 1]]))
     return max(offset, 352) + n_voxels * max(bitpix, 8) // 8
+
+
+def nifti_data_end(path: str | Path) -> int | None:
+    """Bytes of voxel data plus header a NIfTI file (``.nii`` / ``.nii.gz``, uncompressed) needs, or None."""
+    name = Path(path).name.lower()
+    if not name.endswith((".nii", ".nii.gz")):
+        return None
+    try:
+        with (gzip.open if name.endswith(".gz") else open)(path, "rb") as f:
+            return _nifti_data_end(f.read(540))
+    except (EOFError, OSError, zlib.error, struct.error):
+        return None
 
 
 def check_not_truncated(path: str | Path, what: str = "image") -> None:
@@ -258,7 +334,27 @@ def check_output_folder(output: str | Path, inputs: Mapping[str, str | Path | No
             raise SeganypetError(f"{output}: -o is the same folder as {flag}; choose a separate output folder")
         if folder is not None and output.resolve() == Path(folder).resolve():
             raise SeganypetError(f"{output}: -o is the same folder as {flag}; choose a separate output folder")
+    check_writable(output, "-o")
     return output
+
+
+def check_writable(folder: str | Path, flag: str = "-o") -> None:
+    """The nearest existing folder of ``folder`` accepts a new file (a probe file, removed at once): a read-only file
+    system or missing permission is one line before any work, not a traceback after it."""
+    import os
+    import tempfile
+
+    existing = Path(folder).absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SeganypetError(f"{folder}: {flag} lies under {existing}, which is a file")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".seganypet-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise SeganypetError(f"{existing}: {flag} is not writable ({err.strerror})") from None
 
 
 def check_label_file(path: str | Path, allowed: Iterable[int], reference=None, ref_path: str | Path | None = None):

@@ -42,3 +42,29 @@ def test_demo_pipeline_at_test_size(nnunet_env, tmp_path, monkeypatch):
     summary = json.loads(result["summary"].read_text())
     assert summary["automatic"] is not None and summary["baseline"] is not None
     assert result["plot"].stat().st_size > 0 and result["overlay"].stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "argv,expect",
+    [
+        (["-device", "cuda"], "-device cuda: CUDA is not available"),
+        (["-num_train", "1"], "-num_train 1: a split needs at least 2 training cases"),
+        (["-num_test", "0"], "-num_test 0: need at least 1 test case"),
+        (["-d", "1000"], "-d 1000: dataset id must be between 1 and 999"),
+    ],
+)
+def test_bad_settings_fail_before_anything_is_created(tmp_path, capsys, argv, expect):
+    """Issue 24 item 7: the demo on -device cuda without CUDA used to fail after 18 s, leaving 14 MB."""
+    import torch
+
+    from seganypet_nnunet.demo import demo_entry
+
+    if "cuda" in argv and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SystemExit) as exit_info:
+        demo_entry(["-o", str(tmp_path / "demo"), *argv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("seganypet_demo: error: ") and expect in last, err
+    assert list(tmp_path.iterdir()) == []

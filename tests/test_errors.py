@@ -31,3 +31,30 @@ def test_a_worker_forked_inside_a_command_dies_of_sigterm_while_the_command_turn
     assert callable(seen["handler"])  # the command's own process: SIGTERM raises SystemExit(EXIT_SIGTERM)
     assert seen["exitcode"] == -signal.SIGTERM != EXIT_SIGTERM  # the forked worker: killed by the signal itself
     assert signal.getsignal(signal.SIGTERM) is not seen["handler"]  # restored after the command
+
+
+def test_errors_module_imports_nothing_of_ours_and_every_user_error_type_is_a_seganypet_error():
+    import ast
+    from pathlib import Path
+
+    import seganypet_nnunet.errors as errors
+    from seganypet_nnunet.checkpoint_io import CheckpointError
+    from seganypet_nnunet.dataset_conversion.common import ConversionError
+    from seganypet_nnunet.prompts.prompt_file import PromptFileError
+
+    tree = ast.parse(Path(errors.__file__).read_text())
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m.startswith("seganypet")], imported
+    for error_type in (CheckpointError, ConversionError, PromptFileError):
+        assert issubclass(error_type, errors.SeganypetError)
+
+    @cli_entry("seganypet_test")
+    def main(argv=None) -> None:
+        raise CheckpointError("model.pth: truncated")
+
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 1

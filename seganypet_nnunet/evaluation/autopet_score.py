@@ -29,6 +29,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from seganypet_nnunet import io_utils
+from seganypet_nnunet.errors import InputNotFoundError, SeganypetError, cli_entry
 from seganypet_nnunet.evaluation.metrics import AUTOPET_CONNECTIVITY, dice, false_negative_volume, false_positive_volume
 from seganypet_nnunet.evaluation.summary import finite_or_none, read_label_array
 
@@ -190,7 +191,7 @@ def _reference_cases(ref_dir: Path) -> dict[str, Path]:
                 out[f.name[: -len(ending)]] = f
                 break
     if not out:
-        raise FileNotFoundError(f"{ref_dir}: no reference label files ({', '.join(ENDINGS)})")
+        raise InputNotFoundError(f"{ref_dir}: no reference label files ({', '.join(ENDINGS)})")
     return out
 
 
@@ -223,14 +224,20 @@ def score_folder(
         ``{"settings", "cases": {case: score_case(...)}, "summary": grouped_summaries(...)}``.
 
     Raises:
-        FileNotFoundError: a folder or a case's prediction file is missing. ValueError: shapes or spacings differ.
+        InputNotFoundError: a folder or a case's prediction file is missing. SeganypetError: a prediction's grid
+            differs from its reference's in physical space (size, spacing, direction, origin), a truncated or
+            unreadable file, a spacing out of range, ``n_steps`` < 2, or ``output_file`` an existing folder.
     """
     pred_dir, ref_dir = Path(pred_dir), Path(ref_dir)
-    for folder in (pred_dir, ref_dir):
+    for flag, folder in (("-pred", pred_dir), ("-ref", ref_dir)):
+        if folder.is_file():
+            raise SeganypetError(f"{folder}: {flag} is a file, expected a folder")
         if not folder.is_dir():
-            raise FileNotFoundError(f"folder {folder} does not exist")
+            raise InputNotFoundError(f"{folder}: {flag} folder not found")
     if n_steps < 2:
-        raise ValueError(f"n_steps must be >= 2 (step 0 and at least one interaction), got {n_steps}")
+        raise SeganypetError(f"-n_steps {n_steps}: must be >= 2 (step 0 and at least one interaction)")
+    if output_file is not None and Path(output_file).is_dir():
+        raise SeganypetError(f"{output_file}: -o is a folder, expected a JSON file name")
     cases = {}
     for cid, ref_file in _reference_cases(ref_dir).items():
         ref, spacing = read_label_array(ref_file, f"case {cid} reference")
@@ -238,12 +245,8 @@ def score_folder(
         for i in range(n_steps):
             f = _find(pred_dir, f"{cid}_pred{i}")
             if f is None:
-                raise FileNotFoundError(f"case {cid}: missing prediction {pred_dir / f'{cid}_pred{i}.nii.gz'}")
-            arr, sp = read_label_array(f, f"case {cid} step {i}")
-            if arr.shape != ref.shape or not np.allclose(sp, spacing, rtol=1e-3):
-                raise ValueError(
-                    f"case {cid}: {f} has shape {arr.shape} spacing {sp}, reference {ref.shape} spacing {spacing}"
-                )
+                raise InputNotFoundError(f"{pred_dir / f'{cid}_pred{i}.nii.gz'}: case {cid}: missing prediction")
+            arr, _ = read_label_array(f, f"case {cid} step {i} prediction", reference=ref_file)
             preds.append(_binary(arr, pred_label))
         cases[cid] = score_case(preds, _binary(ref, label), spacing)
     result = {
@@ -282,7 +285,8 @@ def format_steps_table(summary: Mapping) -> str:
     return "\n".join(lines)
 
 
-def score_autopet_entry() -> None:
+@cli_entry("seganypet_score_autopet")
+def score_autopet_entry(argv: list[str] | None = None) -> None:
     """Console script ``seganypet_score_autopet``."""
     p = argparse.ArgumentParser(description="autoPET IV scorer: Dice/FPV/FNV per step, AUCs, ranking terms.")
     p.add_argument("-pred", nargs="+", required=True, help="[REQUIRED] prediction folder(s) of CASE_pred0..N files")
@@ -292,7 +296,16 @@ def score_autopet_entry() -> None:
     p.add_argument("-label", type=int, default=None, help="[OPTIONAL] reference lesion value. Default: non-zero")
     p.add_argument("-pred_label", type=int, default=None, help="[OPTIONAL] prediction lesion value. Default: non-zero")
     p.add_argument("-centre_regex", default=None, help="[OPTIONAL] regex, group 1 = centre in the case name")
-    a = p.parse_args()
+    p.add_argument("--verbose", action="store_true", help="[OPTIONAL] show tracebacks of errors")
+    a = p.parse_args(argv)
+    if a.centre_regex is not None:
+        try:
+            if re.compile(a.centre_regex).groups < 1:
+                raise SeganypetError(f"-centre_regex {a.centre_regex!r}: needs one group, e.g. '^([A-Z]+)_'")
+        except re.error as err:
+            raise SeganypetError(f"-centre_regex {a.centre_regex!r}: not a regular expression ({err})") from None
+    if a.o is not None and Path(a.o).is_dir():
+        raise SeganypetError(f"{a.o}: -o is a folder, expected a JSON file name")
     results = {}
     for folder in a.pred:
         results[folder] = score_folder(

@@ -177,7 +177,7 @@ def run_autopet_v(
     pred_dir = Path(output_folder) / "predictions_autopet_v"
     out_cases = {}
     for cid, files in tqdm(sorted(cases.items()), desc="autoPET V protocol", unit="case"):
-        ref, spacing = read_label_array(refs[cid], f"case {cid} reference")
+        ref, spacing = read_label_array(refs[cid], f"case {cid} reference", reference=files[0])
         session.set_image([str(f) for f in files])
         if tuple(session.array_shape) != ref.shape:
             raise ValueError(f"case {cid}: reference {refs[cid]} shape {ref.shape} != image {session.array_shape}")

@@ -125,16 +125,11 @@ def case_targets(
 
 
 def read_case(case: EvalCase) -> tuple[np.ndarray, np.ndarray | None, tuple[float, float, float]]:
-    ref, spacing_zyx = S.read_label_array(case.label_file, f"case {case.case_id} reference")
-    reader = validation.read_header(case.image_files[0])
-    if tuple(reader.GetSize()[::-1]) != ref.shape:
-        raise ValueError(
-            f"case {case.case_id}: reference {case.label_file} has shape (z, y, x) {ref.shape}, image "
-            f"{case.image_files[0]} has {tuple(reader.GetSize()[::-1])}"
-        )
+    image = case.image_files[0]
+    ref, spacing_zyx = S.read_label_array(case.label_file, f"case {case.case_id} reference", reference=image)
     inst = None
     if case.instance_file is not None:
-        inst, _ = S.read_label_array(case.instance_file, f"case {case.case_id} instances")
+        inst, _ = S.read_label_array(case.instance_file, f"case {case.case_id} instances", reference=image)
         if inst.shape != ref.shape:
             raise ValueError(
                 f"case {case.case_id}: instance map {case.instance_file} shape {inst.shape} != reference {ref.shape}"

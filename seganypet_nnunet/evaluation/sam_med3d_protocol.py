@@ -152,10 +152,14 @@ def evaluate_sam_med3d(
     rng = np.random.default_rng(seed)
     out_cases = {}
     for case in tqdm(cases, desc="seganypet_evaluate (sam_med3d)", unit="case"):
-        ref, spacing_zyx = S.read_label_array(case.label_file, f"case {case.case_id} reference")
+        ref, spacing_zyx = S.read_label_array(
+            case.label_file, f"case {case.case_id} reference", reference=case.image_files[0]
+        )
         inst = None
         if case.instance_file is not None:
-            inst, _ = S.read_label_array(case.instance_file, f"case {case.case_id} instances")
+            inst, _ = S.read_label_array(
+                case.instance_file, f"case {case.case_id} instances", reference=case.image_files[0]
+            )
         session.set_image([str(f) for f in case.image_files])
         targets = {}
         for t in case_targets(ref, inst, structures, lesion_names):

@@ -21,6 +21,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from seganypet_nnunet import validation
+from seganypet_nnunet.errors import SeganypetError, one_line
 from seganypet_nnunet.evaluation.metrics import dice, dice_auc, false_positive_volume
 from seganypet_nnunet.evaluation.reference_methods import METHODS, ORACLE, best_method
 
@@ -136,17 +138,32 @@ def aggregate(cases: Mapping[str, Mapping]) -> dict:
     return {"per_structure": per_structure, "overall": overall, "lesions": lesion_means}
 
 
-def read_label_array(path: Path, what: str) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """(z, y, x) integer label array and its spacing in mm, array order (z, y, x)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{what}: missing file {path}")
-    img = sitk.ReadImage(str(path))
+def read_label_array(
+    path: Path, what: str, reference: str | Path | None = None
+) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """(z, y, x) integer label array and its spacing in mm, array order (z, y, x).
+
+    Args:
+        path: a 3D label map (header, spacing and truncation checked by ``validation.read_header``).
+        what: how messages name it (``case X reference``).
+        reference: an image file the label map must share the grid with in physical space (size, spacing,
+            direction, origin); None skips the comparison.
+
+    Raises:
+        InputNotFoundError / SeganypetError: missing, truncated, unreadable, not 3D, non-integer values, spacing out
+            of range, or a grid different from ``reference``'s.
+    """
+    header = validation.read_header(path, what)
+    if reference is not None:
+        validation.check_same_grid(validation.read_header(reference), header, reference, path)
+    try:
+        img = sitk.ReadImage(str(path))
+    except RuntimeError as err:
+        raise SeganypetError(f"{path}: unreadable {what} ({one_line(err)})") from None
     arr = sitk.GetArrayFromImage(img)
-    if arr.ndim != 3:
-        raise ValueError(f"{what}: {path} must be a 3D label map, got {arr.ndim}D")
     if not np.issubdtype(arr.dtype, np.integer):
-        if not np.array_equal(arr, np.round(arr)):
-            raise ValueError(f"{what}: {path} holds non-integer values; expected a label map")
+        if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr)):
+            raise SeganypetError(f"{path}: {what} holds non-integer values; expected a label map")
         arr = arr.astype(np.int64)
     return arr, tuple(float(s) for s in img.GetSpacing()[::-1])
 

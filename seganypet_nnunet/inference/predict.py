@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from seganypet_nnunet import io_utils
@@ -43,21 +44,58 @@ def input_cases(input_folder: str | Path, file_ending: str, n_channels: int) -> 
 
 @contextlib.contextmanager
 def staging_folder(output_folder: Path) -> Iterator[Path]:
-    """A hidden, pid-tagged staging folder beside ``output_folder``; always removed afterwards (stale ones too)."""
+    """A hidden, pid-tagged staging folder beside ``output_folder``; always removed afterwards (stale ones too).
+
+    Errors raised inside name ``output_folder`` instead of the staging folder."""
     output_folder.parent.mkdir(parents=True, exist_ok=True)
     io_utils.remove_stale(output_folder.parent)
     staging = Path(tempfile.mkdtemp(prefix=io_utils.temp_prefix(output_folder.name), dir=output_folder.parent))
     try:
         yield staging
+    except SeganypetError as err:  # name the user's output folder, never the hidden staging copy
+        message = str(err).replace(str(staging / io_utils.TMP_DIR), str(output_folder))
+        raise type(err)(message.replace(str(staging), str(output_folder))) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _staged_bytes(staging: Path) -> int:
+    """Bytes the staged files need: for NIfTI label maps the uncompressed size their header states (an upper bound of
+    what a short write could not store), else their size."""
+    from seganypet_nnunet.validation import nifti_data_end
+
+    total = 0
+    for f in staging.iterdir():
+        end = nifti_data_end(f) if f.is_file() else None
+        total += end if end is not None else (f.stat().st_size if f.is_file() else 0)
+    return total
+
+
+def _output_bytes(cases: dict[str, list[str]], save_probabilities: bool = False, n_labels: int = 2) -> int:
+    """Upper bound of the bytes automatic prediction writes: an uncompressed uint8 map per case (+ float16
+    probabilities per label with ``save_probabilities``) and 64 KiB of JSON."""
+    import SimpleITK as sitk
+
+    total = 1 << 16
+    for files in cases.values():
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(files[0]))
+        reader.ReadImageInformation()
+        voxels = int(np.prod(reader.GetSize()))
+        total += voxels * (1 + (2 * n_labels if save_probabilities else 0)) + 352
+    return total
+
+
 def _publish(staging: Path, output_folder: Path, file_ending: str) -> None:
     """Move every staged file into ``output_folder`` (created if needed) under an exclusive lock; called only after the
-    whole run succeeded. Per case the JSON goes in before the label map; a label map without a JSON removes a stale
-    ``CASE.json`` of an earlier prompted run."""
-    output_folder.mkdir(parents=True, exist_ok=True)
+    whole run succeeded, and only once every staged file reads back complete (``io_utils.verify_written``: a full
+    disk is one ``OutOfSpaceError`` line naming ``output_folder``, and nothing is published). Per case the JSON goes
+    in before the label map; a label map without a JSON removes a stale ``CASE.json`` of an earlier prompted run."""
+    with io_utils.space_errors(output_folder, _staged_bytes(staging)):
+        for f in staging.iterdir():
+            if f.is_file():
+                io_utils.verify_written(f)
+        output_folder.mkdir(parents=True, exist_ok=True)
     lock = output_folder.parent / f".{output_folder.name}.seganypet-lock"
     with open(lock, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -104,6 +142,11 @@ def predict_automatic(
     """
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
+    if not (isinstance(step_size, (int, float)) and 0 < step_size <= 1):
+        raise SeganypetError(f"-step_size {step_size}: must be in (0, 1] (fraction of the patch size)")
+    for flag, value in (("-npp", npp), ("-nps", nps)):
+        if not isinstance(value, int) or value < 0:
+            raise SeganypetError(f"{flag} {value}: must be a whole number >= 0 (0 = in this process)")
     output_folder = check_output_folder(output_folder, {"-i": input_folder})
     check_device(device)
     m = load_model_folder(model_folder, folds, checkpoint, trusted=trust_checkpoint)
@@ -144,7 +187,8 @@ def predict_automatic(
         m.trainer_name,
         m.mirror_axes,
     )
-    with staging_folder(output_folder) as staging:
+    needed = _output_bytes(cases, save_probabilities, len(m.dataset_json["labels"]))
+    with io_utils.space_errors(output_folder, needed), staging_folder(output_folder) as staging:
         inputs = [cases[c] for c in cases]
         outputs = [str(staging / c) for c in cases]
         if npp == 0 and nps == 0:
@@ -203,7 +247,7 @@ def predict_prompted(
         outputs = {c: split.prompted_outputs(c, ending, names[c], per_target_files) for c in prompts}
         prompts = split.pending(prompts, output_folder, outputs)
     session = SegAnyPETSession(m, device=device)
-    with staging_folder(output_folder) as staging:
+    with io_utils.space_errors(output_folder), staging_folder(output_folder) as staging:
         for case, targets in prompts.items():
             session.set_image(cases[case])
             for t in targets:
@@ -273,7 +317,8 @@ def predict_entry(argv: list[str] | None = None) -> None:
     if a.prompts and not Path(a.prompts).is_file():
         from seganypet_nnunet.prompts.prompt_file import PromptFileError
 
-        raise PromptFileError(f"{a.prompts}: --prompts file not found")
+        problem = "is a folder, expected a prompt JSON file" if Path(a.prompts).is_dir() else "file not found"
+        raise PromptFileError(f"{a.prompts}: --prompts {problem}")
     model = resolve_model_folder(a)
     common = dict(
         folds=folds,

@@ -30,9 +30,10 @@ from seganypet_nnunet.inference.follow import Box, box_slices, centred_box, clip
 from seganypet_nnunet.inference.image_input import preprocess_image, read_image
 from seganypet_nnunet.inference.model_folder import LoadedModel, load_model_folder
 from seganypet_nnunet.inference.revert import BACKGROUND_LOGIT, RegionReverter
+from seganypet_nnunet.inference.session_checks import check_image_like_cli, check_mask_values, check_positive
 from seganypet_nnunet.inference.target import Target
 from seganypet_nnunet.inference.undo import UndoHistory, pack
-from seganypet_nnunet.validation import check_not_truncated
+from seganypet_nnunet.validation import check_not_truncated, check_path_name
 
 DEFAULT_UNDO_DEPTH = 32
 DEFAULT_UNDO_BYTES = 64 * 2**20
@@ -131,6 +132,7 @@ class SegAnyPETSession:
         bad = int(data.size - np.count_nonzero(np.isfinite(data)))
         if bad:
             raise ValueError(f"set_image: the image holds {bad} NaN or Inf voxel(s); fix or mask them first")
+        check_image_like_cli(data, props, files)
         self._suv = np.array(data[0], np.float32)  # read_image: (c, z, y, x), original geometry
         data, props = preprocess_image((data, props), None, m.plans_manager, m.configuration_manager, m.dataset_json)
         self._decoder.set_data(torch.from_numpy(np.ascontiguousarray(data)).float())
@@ -168,8 +170,7 @@ class SegAnyPETSession:
     def new_target(self, name: str) -> None:
         """Start (or switch to) target ``name``; later prompts apply to it."""
         self._require_image()
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"target name must be a non-empty string, got {name!r}")
+        check_path_name(name, field="new_target: target name")  # it names files (CASE__<target>.nii.gz)
         if name not in self._targets:
             self._targets[name] = self._new_target_state(name)
         self._current = name
@@ -192,6 +193,7 @@ class SegAnyPETSession:
     # ---------------------------------------------------------------------------------------------- prompts
     def add_point(self, coord: Sequence[float], positive: bool = True, space: str = "world") -> np.ndarray:
         """Click at ``coord`` (world mm LPS (x, y, z) or original voxel (i, j, k) per ``space``); returns the mask."""
+        check_positive(positive, "add_point")
         ijk = self._to_voxel(coord, space, "add_point")
         p = C.voxel_to_preprocessed(ijk, self.geometry)
         label = int(bool(positive))
@@ -251,6 +253,8 @@ class SegAnyPETSession:
         if (lo > hi).any():
             axis = int(np.argmax(lo > hi))
             raise ValueError(f"add_box: min {list(lo)} exceeds max {list(hi)} on axis {axis} ({space})")
+        if space == "world" and (lo == hi).any():
+            raise ValueError(f"add_box: zero-volume box, min equals max on axis {int(np.argmax(lo == hi))} (world mm)")
         ijk = self._to_voxel(C.box_corners(lo, hi), space, "add_box", check=(0, 7))
         pre = C.voxel_to_preprocessed(ijk, self.geometry)
         lo_pre, hi_pre = pre.min(axis=0), pre.max(axis=0)
@@ -261,6 +265,7 @@ class SegAnyPETSession:
 
         A mask scribble is thinned to at most half the points the model accepts.
         """
+        check_positive(positive, "add_scribble")
         t = self._target()
         if isinstance(scribble, np.ndarray) and scribble.ndim == 3:
             zyx = np.argwhere(scribble > 0)
@@ -277,6 +282,7 @@ class SegAnyPETSession:
 
     def add_mask(self, mask: np.ndarray) -> np.ndarray:
         """Set the current target's mask from a (z, y, x) array in the original geometry (no network run)."""
+        check_mask_values(mask, "add_mask")
         t, g, shape = self._target(), self.geometry, np.asarray(mask).shape
         if shape != self.array_shape:
             raise ValueError(f"add_mask: mask shape {shape} != image shape (z, y, x) {self.array_shape}")

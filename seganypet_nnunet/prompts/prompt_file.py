@@ -24,7 +24,7 @@ import SimpleITK as sitk
 
 from seganypet_nnunet.errors import SeganypetError, reraise_as
 from seganypet_nnunet.inference.coordinates import geometry_reference, inside_image, to_voxel
-from seganypet_nnunet.validation import read_header
+from seganypet_nnunet.validation import check_path_name, read_header
 
 SCHEMA = "seganypet-prompts/1"
 SPACES = ("voxel", "world")
@@ -97,6 +97,8 @@ def _list_field(entry: dict, key: str, where: str) -> list:
 
 def _parse_target(t, where: str, allow_negative_only: bool = False) -> TargetPrompts:
     name = _require(t, "name", where)
+    with reraise_as(PromptFileError):
+        check_path_name(name, field=f"{where}.name")
     if not isinstance(name, str) or not TARGET_NAME.match(name):
         raise PromptFileError(
             f"{where}.name: must be usable in a file name (letters, digits, space, '_', '.', '+', '-'; starting with a "
@@ -118,6 +120,8 @@ def _parse_target(t, where: str, allow_negative_only: bool = False) -> TargetPro
         lo, hi = _coord(_require(b, "min", w), f"{w}.min"), _coord(_require(b, "max", w), f"{w}.max")
         if any(a > c for a, c in zip(lo, hi, strict=True)):
             raise PromptFileError(f"{w}: min {list(lo)} exceeds max {list(hi)}")
+        if _space(b, w) == "world" and any(a == c for a, c in zip(lo, hi, strict=True)):
+            raise PromptFileError(f"{w}: zero-volume box (min {list(lo)} equals max {list(hi)} on an axis, world mm)")
         boxes.append(BoxPrompt(lo, hi, _space(b, w)))
     if not points and not boxes:
         raise PromptFileError(f"{where}: target {name!r} has no points and no boxes")
@@ -193,7 +197,9 @@ def load_prompt_file(path: str | Path, case_images: dict[str, list[str]]) -> dic
     if path.stat().st_size > MAX_FILE_BYTES:
         raise PromptFileError(f"{path}: prompt file larger than {MAX_FILE_BYTES // 2**20} MiB")
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_text(), object_pairs_hook=_unique_keys)
+    except _DuplicateKey as err:
+        raise PromptFileError(f"{path}: {err}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise PromptFileError(f"{path}: unreadable prompt JSON ({err})") from None
     except RecursionError:
@@ -214,6 +220,20 @@ def load_prompt_file(path: str | Path, case_images: dict[str, list[str]]) -> dic
             raise PromptFileError(f"{path}: case {case!r} does not exist in the input folder")
         check_inside(targets, _image_info(case_images[case][0]), f"{path}: case {case!r}")
     return prompts
+
+
+class _DuplicateKey(Exception):
+    """A JSON object with one key twice (``json`` would keep the last silently, e.g. dropping a case)."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [k for k, _ in pairs]
+    seen = set()
+    for k in keys:
+        if k in seen:
+            raise _DuplicateKey(f"key {k!r} appears twice in one object (a case or field given twice)")
+        seen.add(k)
+    return dict(pairs)
 
 
 def _autopet_case(path: Path, case_images: dict[str, list[str]]) -> str:

@@ -255,7 +255,9 @@ def import_checkpoint(
         plans, dataset_json = standalone_plans(), standalone_dataset_json()
     else:
         from seganypet_nnunet.planners import get_planner_pair
+        from seganypet_nnunet.validation import check_path_name
 
+        check_path_name(name, field="--name")  # it becomes a folder name under nnUNet_results
         plans_name = get_planner_pair(planner)[0].default_plans_name
         folder = Path(get_output_folder(dataset_name(dataset_id), name, plans_name, CONFIGURATION))
         _check_target(folder, overwrite, "model folder")

@@ -13,24 +13,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from seganypet_nnunet.errors import InputNotFoundError, SeganypetError, as_user_error, cli_entry
+from seganypet_nnunet.paths import find_raw_dataset
 
 DEFAULT_CONFIGURATIONS = ("3d_fullres",)
+KNOWN_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres")
+
+
 # Configurations whose data is another configuration's (nnU-Net would preprocess 3d_fullres again for them).
-SHARES_DATA = {"3d_cascade_fullres": "3d_fullres"}
-
-
-def find_raw_dataset(dataset_id: int) -> Path:
-    """``$nnUNet_raw/DatasetXXX_*`` for an id; FileNotFoundError (one line) if absent or ambiguous."""
-    from seganypet_nnunet.paths import nnunet_folder
-
-    raw = nnunet_folder("nnUNet_raw")
-    matches = sorted(p for p in raw.glob(f"Dataset{int(dataset_id):03d}_*") if p.is_dir()) if raw.is_dir() else []
-    if len(matches) != 1:
-        problem = "not found" if not matches else f"ambiguous ({', '.join(m.name for m in matches)})"
-        raise InputNotFoundError(f"{raw}: dataset id {dataset_id} {problem} in nnUNet_raw")
-    return matches[0]
-
-
 def check_raw_dataset(raw_folder: Path) -> int:
     """Our checks of a raw dataset before nnU-Net's workers read it; returns the number of training cases.
 
@@ -113,35 +102,6 @@ def format_plans_summary(plans: dict) -> str:
     return "\n".join(lines)
 
 
-def _preprocess_both(
-    dataset_id: int,
-    plans_ids: Sequence[str],
-    configurations: Sequence[str],
-    num_processes: Sequence[int],
-    verbose: bool,
-) -> None:
-    """nnU-Net's ``preprocess_dataset`` for every plans identifier (configurations sharing data are skipped)."""
-    from nnunetv2.experiment_planning.plan_and_preprocess_api import preprocess_dataset
-
-    if len(num_processes) not in (1, len(configurations)):
-        raise ValueError(
-            f"-np: give one number or one per configuration ({len(configurations)}), got {len(num_processes)}"
-        )
-    repeated = list(num_processes) * (len(configurations) // len(num_processes))
-    per_config = dict(zip(configurations, repeated, strict=True))
-    configs = [c for c in configurations if c not in SHARES_DATA]
-    for plans_id in plans_ids:
-        if configs:
-            preprocess_dataset(
-                dataset_id,
-                plans_id,
-                configs,
-                [per_config[c] for c in configs],
-                verbose=verbose,
-                show_progress_bar=verbose,
-            )
-
-
 def plan_and_preprocess(
     dataset_ids: Sequence[int],
     *,
@@ -190,10 +150,16 @@ def plan_and_preprocess(
 
     from seganypet_nnunet.paths import nnunet_folder
     from seganypet_nnunet.planners import PLANNERS, get_planner_pair
+    from seganypet_nnunet.run.preprocessed import preprocess_configurations
     from seganypet_nnunet.splits import maybe_write_patient_splits
 
     if planner not in PLANNERS:
         raise SeganypetError(f"-pl {planner!r}: unknown planner; valid: {', '.join(PLANNERS)}")
+    unknown = [c for c in configurations if c not in KNOWN_CONFIGURATIONS]
+    if unknown or not configurations:
+        raise SeganypetError(
+            f"-c {' '.join(unknown) or '(none)'}: unknown configuration; valid: {', '.join(KNOWN_CONFIGURATIONS)}"
+        )
     ours, reference = get_planner_pair(planner)
     raw_folders = {int(d): find_raw_dataset(d) for d in dataset_ids}
     nnunet_folder("nnUNet_preprocessed")
@@ -225,8 +191,14 @@ def plan_and_preprocess(
             print(format_plans_summary(plans))
         print(f"splits: {splits if splits else 'kept ' + str(preprocessed / 'splits_final.json')}")
         plans_ids = [pid for _, pid in planned]
+        missing = [c for c in configurations if c not in planned[0][0]["configurations"]]
+        if missing:
+            raise SeganypetError(
+                f"-c {' '.join(missing)}: not planned for {raw_folder.name} (planned: "
+                f"{', '.join(planned[0][0]['configurations'])})"
+            )
         if preprocess:
-            _preprocess_both(dataset_id, plans_ids, configurations, nps, verbose)
+            preprocess_configurations(dataset_id, plans_ids, configurations, nps, verbose, case_ids)
         result["plans_identifier"] = plans_ids[0]
         result["baseline_plans_identifier"] = plans_ids[1] if baseline else None
         result["datasets"][dataset_id] = {
@@ -324,9 +296,22 @@ def plan_and_preprocess_entry(argv: list[str] | None = None) -> None:
         nnunet_folder(variable)
     if args.np is not None and any(n < 1 for n in args.np):
         raise SeganypetError(f"-np {args.np}: process counts must be >= 1")
-    if args.overwrite_target_spacing is not None and any(not s > 0 for s in args.overwrite_target_spacing):
-        raise SeganypetError(f"-overwrite_target_spacing {args.overwrite_target_spacing}: spacings must be > 0 mm")
-    with as_user_error("-d", KeyError):
+    if args.npfp is not None and args.npfp < 1:
+        raise SeganypetError(f"-npfp {args.npfp}: process count must be >= 1")
+    if args.overwrite_target_spacing is not None:
+        import math
+
+        from seganypet_nnunet.validation import SPACING_RANGE_MM
+
+        low, high = SPACING_RANGE_MM
+        if not all(math.isfinite(s) and low <= s <= high for s in args.overwrite_target_spacing):
+            raise SeganypetError(
+                f"-overwrite_target_spacing {args.overwrite_target_spacing}: spacings must lie in {low:g}-{high:g} mm"
+            )
+    from seganypet_nnunet.io_utils import space_errors
+    from seganypet_nnunet.run.preprocessed import removed_if_out_of_space
+
+    with as_user_error("-d", KeyError), removed_if_out_of_space(), space_errors(nnunet_folder("nnUNet_preprocessed")):
         result = plan_and_preprocess(
             args.d,
             planner=args.pl,

@@ -18,6 +18,7 @@ from seganypet_nnunet.cli_args import CUDA, DEFAULT_PLANS
 from seganypet_nnunet.errors import SeganypetError, cli_entry
 from seganypet_nnunet.run.training import (
     build_trainer,
+    check_preprocessed_data,
     check_run_flags,
     preflight_checkpoints,
     resolve_training,
@@ -77,10 +78,15 @@ def train_with_class(
         trust_checkpoint=trust_checkpoint,
     )
     check_run_flags(continue_training, only_run_validation, pretrained_weights, val_with_best, disable_checkpointing)
-    resolve_training(dataset_name_or_id, configuration, fold, plans_identifier)
+    if not isinstance(num_gpus, int) or num_gpus < 1:
+        raise SeganypetError(f"-num_gpus {num_gpus}: must be >= 1")
+    if num_gpus > 1 and torch.device(device).type != "cuda":
+        raise SeganypetError(f"-num_gpus {num_gpus}: several GPUs need -device cuda (got -device {device})")
+    folder, plans, checked_fold = resolve_training(dataset_name_or_id, configuration, fold, plans_identifier)
     preflight_checkpoints(
         trainer_class, dataset_name_or_id, configuration, fold, plans_identifier, **run_kwargs
     )  # unsafe or missing checkpoints are refused before the trainer writes its log
+    check_preprocessed_data(folder, plans, configuration, checked_fold)  # a half-written folder: one line
     job = (trainer_class, str(dataset_name_or_id), configuration, fold, plans_identifier, device, run_kwargs)
     if distributed.launched_by_torchrun():
         distributed.run_rank(*job)

@@ -7,6 +7,7 @@ only through ``checkpoint_io.load_checkpoint`` (weights_only; ``--trust_checkpoi
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Union
 
@@ -48,6 +49,46 @@ def resolve_training(
             f"{plans_file}: configuration {configuration!r} not planned ({', '.join(plans.get('configurations', {}))})"
         )
     return folder, plans, check_fold(folder, fold)
+
+
+def check_preprocessed_data(folder: str, plans: dict, configuration: str, fold: Union[int, str]) -> list[str]:
+    """The configuration's preprocessed data is complete (``run.preprocessed``) and holds every case of the splits
+    (or ``numTraining`` of the preprocessed dataset.json); without a splits file nnU-Net's 5-fold split needs >= 5
+    cases. Returns the case identifiers.
+
+    Raises:
+        SeganypetError: one line naming the folder: half-written by a killed or failed preprocessing run, cases
+            missing, or too few cases for nnU-Net's own 5 folds.
+    """
+    import json
+    from pathlib import Path
+
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from seganypet_nnunet.run.preprocessed import check_complete
+    from seganypet_nnunet.splits import SPLITS_FILE
+
+    data = Path(folder) / PlansManager(plans).get_configuration(configuration).data_identifier
+    splits_file = Path(folder) / SPLITS_FILE
+    expected = None
+    if splits_file.is_file():
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+            expected = sorted({c for s in json.loads(splits_file.read_text()) for c in (*s["train"], *s["val"])})
+    cases = check_complete(data, expected)
+    if expected is None:
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            n = json.loads((Path(folder) / "dataset.json").read_text()).get("numTraining")
+            if isinstance(n, int) and len(cases) < n:
+                raise SeganypetError(
+                    f"{data}: holds {len(cases)} of the dataset's {n} training cases (preprocessing did not finish); "
+                    "run seganypet_plan_and_preprocess again"
+                )
+        if fold != "all" and len(cases) < 5:
+            raise SeganypetError(
+                f"{data}: {len(cases)} training case(s) are too few for nnU-Net's 5-fold split; add cases, "
+                f"write {splits_file.name} (seganypet_plan_and_preprocess does for patient-grouped data) or use -f all"
+            )
+    return cases
 
 
 def build_trainer(

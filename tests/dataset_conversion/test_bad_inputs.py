@@ -79,7 +79,7 @@ BAD = {
     "labels_missing": (None, {"labels": "nope.json"}, "nope.json: unreadable label map JSON"),
     "labels_bad_json": (lambda r: (r / "labels.json").write_text("{"), {}, "labels.json: unreadable label map"),
     "labels_gap": (lambda r: (r / "labels.json").write_text('{"background": 0, "a": 2}'), {}, "consecutive"),
-    "name_escapes": (None, {"name": "x/../../escaped"}, "-n 'x/../../escaped': dataset name must be"),
+    "name_escapes": (None, {"name": "x/../../escaped"}, "-n 'x/../../escaped': may not contain a path separator"),
     "id_0": (None, {"did": "0"}, "-d 0: dataset id must be in 1..999"),
     "no_seg": (lambda r: _seg(r).unlink(), {}, "c0_pet.nii.gz: case c0 has no _seg file"),
     "unmatched_name": (lambda r: shutil.copy(_pet(r), r / "src" / "c9.nii.gz"), {}, "c9.nii.gz: name matches none"),

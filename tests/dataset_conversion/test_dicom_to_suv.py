@@ -186,6 +186,8 @@ BAD = {
     "mixed_series": ({"patch": _mixed_uid}, r"2 series mixed \(SeriesInstanceUID"),
     "no_decy": ({"patch": lambda ds, k: setattr(ds, "CorrectedImage", ["ATTN"])}, r"lacks ATTN and/or DECY"),
     "zero_weight": ({"patch": lambda ds, k: setattr(ds, "PatientWeight", 0)}, r"PatientWeight \(0010,1030\) is 0"),
+    "truncated_pixels": ({"patch": lambda ds, k: setattr(ds, "PixelData", ds.PixelData[:50])}, r"unreadable pixel"),
+    "spacing_1000mm": ({"patch": lambda ds, k: setattr(ds, "PixelSpacing", [1000.0, 2.0])}, r"outside 0.1-20"),
 }  # fmt: skip
 
 
@@ -212,3 +214,25 @@ def test_unreadable_file_and_cli(tmp_path, activity):
                            "--mode", "lbm"], capture_output=True, text=True, check=True)  # fmt: skip
     assert "SUVlbm factor" in proc.stdout and (tmp_path / "x.nii.gz").is_file()
     assert math.isfinite(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "x.nii.gz"))).sum())
+
+
+@pytest.mark.parametrize("flag,value", [("--weight", "inf"), ("--weight", "-3"), ("--height", "nan")])
+def test_override_flags_are_blamed_not_the_dicom_field(tmp_path, activity, flag, value):
+    write_series(tmp_path / "dcm", activity)
+    proc = subprocess.run(["seganypet_dicom_to_suv", "-i", str(tmp_path / "dcm"), "-o", str(tmp_path / "x.nii.gz"),
+                           "--mode", "lbm", flag, value], capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"error: {flag} {float(value)}: must be a number" in proc.stderr and "(0010" not in proc.stderr
+    assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_full_disk_is_one_line_and_nothing_is_written(tmp_path, activity):
+    from disk_full import MODE, left_in_full_folder, run_with_full_disk
+
+    write_series(tmp_path / "dcm", activity)
+    full = tmp_path / "full"
+    done = run_with_full_disk(["seganypet_dicom_to_suv", "-i", tmp_path / "dcm", "-o", full / "suv.nii.gz"], full)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("seganypet_dicom_to_suv")]
+    assert len(lines) == 1 and f"{full}: out of disk space (about" in lines[0] and "bytes needed" in lines[0], MODE
+    assert left_in_full_folder(full) == [], MODE

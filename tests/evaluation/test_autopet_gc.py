@@ -32,7 +32,10 @@ def _image(size, spacing, value: float = 1.0, origin=(0.0, 0.0, 0.0)) -> sitk.Im
 def test_find_gc_case_and_missing_inputs(tmp_path: Path):
     pet = tmp_path / "pet.nii.gz"
     sitk.WriteImage(_image((4, 5, 6), (2.0, 2.0, 3.0)), str(pet))
-    with pytest.raises(FileNotFoundError, match="expected one .mha PET"):
+    with pytest.raises(FileNotFoundError, match="input folder not found"):
+        find_gc_case(tmp_path / "input")
+    (tmp_path / "input" / "images" / "pet").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no .mha PET file"):
         find_gc_case(tmp_path / "input")
     write_grand_challenge_input(pet, None, {"tumor": [[1, 2, 3]], "background": [[0, 0, 0]]}, tmp_path / "input", "u1")
     uuid, pet_file, ct_file, clicks = find_gc_case(tmp_path / "input")
@@ -96,3 +99,65 @@ def test_grand_challenge_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         text=True,
     )
     assert res.returncode == 0 and "dice_auc" in res.stdout, res.stderr
+
+
+def _gc_command(input_dir: Path, output_dir: Path, model: Path, *extra) -> list[str]:
+    script = Path(sys.executable).parent / "seganypet_predict_autopet_gc"
+    return [str(script), "-i", str(input_dir), "-o", str(output_dir), "-m", str(model), "-f", "0", *map(str, extra)]
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_nothing_behind_and_errors_name_the_users_files(tmp_path: Path, monkeypatch):
+    """Issue 24 item 4: SIGTERM cleans the working copies (nothing in TMPDIR or the output folder); a bad PET is
+    named by the user's path, never a working copy's; a full disk under --save_steps is one line."""
+    import os
+    import signal
+    import time
+
+    inference_data = pytest.importorskip("inference_data")
+    raw, model = inference_data.setup_model(tmp_path, monkeypatch)
+    pet_file = raw / "imagesTr" / "case00_0000.nii.gz"
+    write_grand_challenge_input(
+        pet_file, None, {"tumor": [[10, 15, 15]], "background": [[1, 1, 1]]}, tmp_path / "in", "u"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmpdir")}
+    (tmp_path / "tmpdir").mkdir()
+    out = tmp_path / "out"
+    proc = subprocess.Popen(_gc_command(tmp_path / "in", out, model), env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300  # an upper bound only: the test waits for the working copy to exist
+    while time.monotonic() < deadline and proc.poll() is None and not list(out.glob(".gc_work*")):
+        time.sleep(0.05)
+    assert proc.poll() is None, "finished before the working copy could be seen"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in err, err[-2000:]
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")], list(out.rglob("*"))
+    assert not list((tmp_path / "tmpdir").iterdir())
+
+    pet = tmp_path / "in" / "images" / "pet" / "u.mha"
+    pet.write_bytes(pet.read_bytes()[: pet.stat().st_size // 2])
+    bad = subprocess.run(
+        _gc_command(tmp_path / "in", tmp_path / "out2", model), env=env, capture_output=True, text=True
+    )
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert f"error: {pet}:" in bad.stderr and "gc_work" not in bad.stderr, bad.stderr
+    assert not (tmp_path / "out2").exists()
+
+
+@pytest.mark.slow
+def test_save_steps_on_a_full_disk_is_one_line(tmp_path: Path, monkeypatch):
+    from disk_full import MODE, left_in_full_folder, run_with_full_disk
+
+    inference_data = pytest.importorskip("inference_data")
+    raw, model = inference_data.setup_model(tmp_path, monkeypatch)
+    pet_file = raw / "imagesTr" / "case00_0000.nii.gz"
+    write_grand_challenge_input(
+        pet_file, None, {"tumor": [[10, 15, 15]], "background": [[1, 1, 1]]}, tmp_path / "in", "u"
+    )
+    full = tmp_path / "full"
+    done = run_with_full_disk(_gc_command(tmp_path / "in", full, model, "--save_steps"), full)
+    lines = [x for x in done.stderr.splitlines() if x.startswith("seganypet_predict_autopet_gc")]
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert len(lines) == 1 and "out of disk space" in lines[0] and str(full) in lines[0], (MODE, lines)
+    assert ".gc_work" not in lines[0]
+    assert left_in_full_folder(full) == [], MODE

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from seganypet_nnunet.errors import SeganypetError
 from seganypet_nnunet.evaluation.autopet_score import (
     RANKING_WEIGHTS,
     case_subsets,
@@ -175,3 +176,47 @@ def test_score_cli_ranks_two_folders(folders, tmp_path):
     assert ranking["order"] == [str(pred), str(worse)]
     # worse: Dice 0 < 0.8 and FNV 0.384 > 0 everywhere; FPV 0 < 0.042 (AUC) and FPV@last ties at 0
     assert ranking["ranks"][str(worse)]["fpv_auc"] == 1 and ranking["ranks"][str(worse)]["fpv_last"] == 1.5
+
+
+@pytest.mark.parametrize(
+    "damage,expect",
+    [
+        ("shift_40mm", r"fdg_a_pred1.mha: grid differs from fdg_a.nii.gz \(origin"),
+        ("direction", r"fdg_a_pred1.mha: grid differs from fdg_a.nii.gz \(direction"),
+        ("truncated", r"fdg_a_pred1.nii: truncated"),
+    ],
+)
+def test_a_shifted_or_truncated_prediction_is_refused_not_scored(folders, damage, expect):
+    """Issue 24 item 2: grids are compared in physical space (a 40 mm shift once scored Dice 1.000)."""
+    pred, ref = folders
+    f = pred / "fdg_a_pred1.mha"
+    img = sitk.ReadImage(str(f))
+    if damage == "shift_40mm":
+        img.SetOrigin((40.0, 0.0, 0.0))
+    elif damage == "direction":
+        img.SetDirection((0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0))
+    else:
+        f.unlink()
+        f = pred / "fdg_a_pred1.nii"
+        sitk.WriteImage(img, str(f))
+        f.write_bytes(f.read_bytes()[:-20])
+    if damage != "truncated":
+        sitk.WriteImage(img, str(f))
+    with pytest.raises(SeganypetError, match=expect) as err:
+        score_folder(pred, ref, n_steps=3)
+    assert "\n" not in str(err.value)
+
+
+def test_score_cli_is_one_line_without_traceback(folders, tmp_path, capsys):
+    from seganypet_nnunet.evaluation.autopet_score import score_autopet_entry
+
+    pred, ref = folders
+    img = sitk.ReadImage(str(pred / "fdg_a_pred0.mha"))
+    img.SetOrigin((0.0, 0.0, 40.0))
+    sitk.WriteImage(img, str(pred / "fdg_a_pred0.mha"))
+    with pytest.raises(SystemExit) as exit_info:
+        score_autopet_entry(["-pred", str(pred), "-ref", str(ref), "-n_steps", "3", "-o", str(tmp_path / "s.json")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "Traceback" not in err
+    assert err.strip().startswith("seganypet_score_autopet: error: ") and "origin" in err
+    assert not (tmp_path / "s.json").exists()

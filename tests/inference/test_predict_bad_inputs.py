@@ -6,6 +6,7 @@ costs well under a second. One shared tiny untrained model folder (Tiny planner)
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -70,7 +71,25 @@ BAD_IMAGES = {
     "extra_channel": (lambda c: shutil.copy(_img(c), c / "in" / "test00_0001.nii.gz"), "unexpected channel _0001"),
     "folder_like_image": (lambda c: (c / "in" / "x_0000.nii.gz").mkdir(), "x_0000.nii.gz: is a folder"),
     "no_channel_suffix": (lambda c: shutil.copy(_img(c), c / "in" / "x.nii.gz"), "x.nii.gz: name must be CASE_XXXX"),
+    "spacing_1000mm": (lambda c: _spacing(_img(c), 1000.0), "test00_0000.nii.gz: image spacing (1000"),
+    "pixdim_0": (lambda c: _pixdim_0(_img(c)), "test00_0000.nii.gz: image header pixdim spacing (0"),
 }
+
+
+def _spacing(path: Path, mm: float) -> None:
+    import SimpleITK as sitk
+
+    img = sitk.ReadImage(str(path))
+    img.SetSpacing((mm, *img.GetSpacing()[1:]))
+    sitk.WriteImage(img, str(path))
+
+
+def _pixdim_0(path: Path) -> None:
+    """pixdim[1] (x spacing) of a .nii.gz header set to 0: SimpleITK would read 1 mm and predict on it."""
+    import struct
+
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:80] + struct.pack("<f", 0.0) + raw[84:]))
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_IMAGES))
@@ -92,7 +111,16 @@ BAD_PROMPTS = {
     "point_not_object": (_target(points=[[1, 2, 3]]), "targets[0].points[0]: must be an object"),
     "target_name_path": (
         {"schema": SCHEMA, "cases": {"test00": {"targets": [{"name": "../x", "points": [PT]}]}}},
-        "targets[0].name: must be usable in a file name",
+        "targets[0].name '../x': may not start with '.'",
+    ),
+    "duplicate_case": (
+        '{"schema": "%s", "cases": {"test00": {"targets": [{"name": "a", "points": [{"coord": [12, 18, 20]}]}]}, '
+        '"test00": {"targets": [{"name": "b", "points": [{"coord": [12, 18, 20]}]}]}}}' % SCHEMA,
+        "key 'test00' appears twice",
+    ),
+    "zero_volume_box": (
+        _target(boxes=[{"min": [-30, 20, 20], "max": [-30, 40, 40], "space": "world"}]),
+        "boxes[0]: zero-volume box",
     ),
     "negative_only": (_target(points=[{**PT, "positive": False}]), "has only negative points"),
     "too_many_points": (_target(points=[PT] * 2000), "2000 points, the model accepts at most 16"),
@@ -135,6 +163,9 @@ BAD_SETTINGS = {
     "fold_not_int": (lambda c: ["-f", "abc"], "-f: invalid literal"),
     "dataset_unknown": (lambda c: ["-d", "977"], "-d 977"),
     "checkpoint_name": (lambda c: ["-chk", "nope.pth"], "fold 0 has no checkpoint nope.pth"),
+    "step_size_0": (lambda c: ["-step_size", "0"], "-step_size 0.0: must be in (0, 1]"),
+    "npp_negative": (lambda c: ["-npp", "-1"], "-npp -1: must be a whole number >= 0"),
+    "prompts_is_folder": (lambda c: [*_empty(c), "--prompts", c / "e"], "e: --prompts is a folder"),
 }
 
 
@@ -157,6 +188,24 @@ def test_device_cuda_without_cuda_is_one_line(case_dir, capsys):
     code, err = run_entry(predict_entry, _args(case_dir)[:-6] + ["-device", "cuda"], capsys)
     assert_one_line_error(code, err, CMD, "-device cuda: CUDA is not available")
     assert snapshot(case_dir) == before
+
+
+def test_read_only_output_is_one_line(case_dir):
+    """-o on a read-only file system (a tmpfs mounted read-only in the command's own mount namespace)."""
+    import subprocess
+    import sys
+
+    from disk_full import CAN_MOUNT
+
+    if not CAN_MOUNT:
+        pytest.skip("cannot mount a read-only file system here (needs unshare -m)")
+    ro = case_dir / "ro"
+    ro.mkdir()
+    code = "import sys; from seganypet_nnunet.inference.predict import predict_entry; predict_entry(sys.argv[1:])"
+    argv = " ".join(f"'{a}'" for a in [sys.executable, "-c", code, *map(str, _args(case_dir, o="ro/pred"))])
+    done = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o ro tmpfs '{ro}' && {argv}"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert_one_line_error(done.returncode, done.stderr, CMD, f"{ro}: -o is not writable")
 
 
 def test_verbose_shows_the_traceback(case_dir, capsys):
@@ -189,6 +238,11 @@ def test_stale_staging_is_removed_and_stale_json_replaced(case_dir, capsys):
     ] == []
 
 
+def _text(path: Path) -> str:
+    """A published file's text (the stand-in label map is gzip-compressed: publishing verifies its stream)."""
+    return gzip.decompress(path.read_bytes()).decode() if path.name.endswith(".gz") else path.read_text()
+
+
 def _publish_many(args) -> None:
     from seganypet_nnunet.inference.predict import _publish
 
@@ -197,7 +251,7 @@ def _publish_many(args) -> None:
         staging = Path(root) / f"stage_{run}_{i}"
         staging.mkdir()
         (staging / "case.json").write_text(json.dumps({"run": run, "i": i}))
-        (staging / "case.nii.gz").write_text(json.dumps({"run": run, "i": i}))
+        (staging / "case.nii.gz").write_bytes(gzip.compress(json.dumps({"run": run, "i": i}).encode()))
         _publish(staging, Path(root) / "out", ".nii.gz")
 
 
@@ -219,7 +273,7 @@ def test_concurrent_publishing_keeps_each_case_from_one_run(tmp_path):
             with open(lock) as h:
                 fcntl.flock(h, fcntl.LOCK_SH)
                 try:
-                    pair = [(out / n).read_text() for n in ("case.json", "case.nii.gz") if (out / n).exists()]
+                    pair = [_text(out / n) for n in ("case.json", "case.nii.gz") if (out / n).exists()]
                 finally:
                     fcntl.flock(h, fcntl.LOCK_UN)
             if len(pair) == 2:
@@ -232,7 +286,7 @@ def test_concurrent_publishing_keeps_each_case_from_one_run(tmp_path):
     stop.set()
     watcher.join()
     assert seen and all(a == b for a, b in seen)
-    final = [(tmp_path / "out" / n).read_text() for n in ("case.json", "case.nii.gz")]
+    final = [_text(tmp_path / "out" / n) for n in ("case.json", "case.nii.gz")]
     assert final[0] == final[1]
 
 

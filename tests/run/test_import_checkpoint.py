@@ -184,3 +184,14 @@ def test_entry_user_errors_one_line_nothing_created(tmp_path, capsys, nnunet_env
         assert_one_line_error(code, err, "seganypet_import_checkpoint", expect)
     assert not out.exists() and not (tmp_path / "CODE_RAN").exists()
     assert list(nnunet_env.results.iterdir()) == [] and list(nnunet_env.preprocessed.iterdir()) == []
+
+
+def test_name_that_would_escape_nnunet_results_is_refused(tmp_path, nnunet_env, released_state_dict):
+    from seganypet_nnunet.errors import SeganypetError
+
+    released = tmp_path / "released.pth"
+    torch.save({"model_state_dict": released_state_dict}, released)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(SeganypetError, match="--name"):
+        import_checkpoint(released, 990, name="../../../../escaped")
+    assert _results_entries(nnunet_env) == [] and sorted(p.name for p in tmp_path.iterdir()) == before

@@ -56,7 +56,29 @@ BAD = {
     "np_0": (None, ("-np", "0"), "-np [0]: process counts must be >= 1"),
     "spacing_0": (None, ("-overwrite_target_spacing", "0", "1", "1"), "-overwrite_target_spacing [0.0, 1.0, 1.0]"),
     "ambiguous_id": (lambda d: (d.parent / "Dataset990_Twin").mkdir(), (), "dataset id 990 ambiguous"),
+    "spacing_1000": (None, ("-overwrite_target_spacing", "1000", "1", "1"), "spacings must lie in 0.1-20 mm"),
+    "configuration_4d": (None, ("-c", "4d_fullres"), "-c 4d_fullres: unknown configuration"),
+    "npfp_0": (None, ("-npfp", "0"), "-npfp 0: process count must be >= 1"),
+    "image_spacing_1000mm": (lambda d: _spacing(_img(d), 1000.0), (), "case00_0000.nii.gz: image spacing (1000"),
+    "image_pixdim_0": (lambda d: _pixdim_0(_img(d)), (), "case00_0000.nii.gz: image header pixdim spacing (0"),
 }
+
+
+def _spacing(path, mm: float) -> None:
+    import SimpleITK as sitk
+
+    img = sitk.ReadImage(str(path))
+    img.SetSpacing((mm, *img.GetSpacing()[1:]))
+    sitk.WriteImage(img, str(path))
+
+
+def _pixdim_0(path) -> None:
+    """pixdim[1] (x spacing) of a .nii.gz header set to 0 (SimpleITK then reads 1 mm)."""
+    import gzip
+    import struct
+
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:80] + struct.pack("<f", 0.0) + raw[84:]))
 
 
 @pytest.mark.parametrize("kind", sorted(BAD))

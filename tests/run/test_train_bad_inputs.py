@@ -56,6 +56,7 @@ BAD = {
         lambda t: _argv("-pretrained_weights", _garbage_weights(t)),
         "w.pth: not a readable PyTorch checkpoint",
     ),
+    "num_gpus_2_on_cpu": (lambda t: _argv("-num_gpus", "2"), "-num_gpus 2: several GPUs need -device cuda"),
 }
 
 

@@ -10,8 +10,8 @@ from seganypet_nnunet.synthetic.cli import make_synthetic_entry
 CMD = "seganypet_make_synthetic"
 
 BAD = {
-    "name_escapes": (["-n", "x/../../escaped"], "-n 'x/../../escaped': dataset name must be"),
-    "name_empty": (["-n", ""], "-n '': dataset name must be"),
+    "name_escapes": (["-n", "x/../../escaped"], "-n 'x/../../escaped': may not contain a path separator"),
+    "name_empty": (["-n", ""], "-n '': is empty"),
     "name_space": (["-n", "a b"], "-n 'a b'"),
     "id_0": (["-d", "0"], "-d 0: dataset id must be in 1..999"),
     "id_1000": (["-d", "1000"], "-d 1000: dataset id must be in 1..999"),
