@@ -65,10 +65,12 @@ class OracleCropSession(SegAnyPETSession):
         # SamMed3DNet: unclamped, zero-padded outside the image, as upstream's CropOrPad (``centred_crops``)
         return centred_box(self._pinned, self.patch, self.geometry.preprocessed_shape, not self._centred_crops)
 
-    def _interact(self, centre: np.ndarray, points: list | None = None, box: tuple | None = None) -> np.ndarray:
+    def _interact(
+        self, centre_pre: np.ndarray, points_pre: list | None = None, box_pre: tuple | None = None
+    ) -> np.ndarray:
         if self._pinned is not None:
-            centre = self._pinned  # the pinned crop is kept whatever the click
-        return super()._interact(centre, points, box)
+            centre_pre = self._pinned  # the pinned crop is kept whatever the click
+        return super()._interact(centre_pre, points_pre, box_pre)
 
 
 def gt_box_centre(mask_zyx: np.ndarray) -> np.ndarray:

@@ -134,26 +134,26 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
-def _voxels(points: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """(N, 3) int indices: points rounded and clipped into ``shape`` (preprocessed voxel space)."""
-    pts = np.rint(np.asarray(points, float).reshape(-1, 3)).astype(int)
-    return np.clip(pts, 0, np.asarray(shape) - 1)
+def _voxels(points_pre: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """(N, 3) int preprocessed voxel indices: ``points_pre`` rounded and clipped into ``shape``."""
+    voxels_pre = np.rint(np.asarray(points_pre, float).reshape(-1, 3)).astype(int)
+    return np.clip(voxels_pre, 0, np.asarray(shape) - 1)
 
 
 def keep_local_changes(
     before: np.ndarray,
     after: np.ndarray,
-    step_points: np.ndarray,
+    step_points_pre: np.ndarray,
     region: tuple[slice, ...],
     step_labels: Sequence[int] = (),
     reach: float | None = None,
 ) -> np.ndarray:
     """``after`` with every sign change (26-connected component of ``(before > 0) != (after > 0)``) that comes within
-    ``LOCAL_RADIUS`` voxels of none of ``step_points`` reverted to ``before``; only inside ``region`` (slices of the
-    buffers). A step of positive clicks only may only ADD voxels, one of negative clicks only may only REMOVE voxels
-    (``step_labels``, 1/0 per point; empty: both). With ``reach`` (and ``step_labels``) changes farther (Euclidean,
-    voxels) from every click than ``reach`` x its distance to the other side of ``before`` are reverted too (module
-    docstring). Returns a new array."""
+    ``LOCAL_RADIUS`` voxels of none of ``step_points_pre`` ((N, 3) preprocessed voxel) reverted to ``before``; only
+    inside ``region`` (slices of the buffers). A step of positive clicks only may only ADD voxels, one of negative
+    clicks only may only REMOVE voxels (``step_labels``, 1/0 per point; empty: both). With ``reach`` (and
+    ``step_labels``) changes farther (Euclidean, voxels) from every click than ``reach`` x its distance to the other
+    side of ``before`` are reverted too (module docstring). Returns a new array."""
     out = after.copy()
     changed = (before[region] > 0) != (after[region] > 0)
     labels_set = set(int(v) for v in step_labels)
@@ -168,39 +168,40 @@ def keep_local_changes(
     labels = cc3d.connected_components(changed, connectivity=CONNECTIVITY)
     origin = np.array([s.start for s in region])
     keep: set[int] = set()
-    for p in _voxels(step_points, before.shape) - origin:
-        near = tuple(slice(max(0, c - LOCAL_RADIUS), max(0, c + LOCAL_RADIUS + 1)) for c in p)
+    for voxel_in_region in _voxels(step_points_pre, before.shape) - origin:
+        near = tuple(slice(max(0, c - LOCAL_RADIUS), max(0, c + LOCAL_RADIUS + 1)) for c in voxel_in_region)
         keep |= set(np.unique(labels[near]).tolist())
     keep -= {0}
     revert = (changed & ~np.isin(labels, list(keep))) | revert_all
-    if reach is not None and len(step_labels) == len(step_points):
+    if reach is not None and len(step_labels) == len(step_points_pre):
         revert |= changed & ~within_reach(
-            before[region] > 0, _voxels(step_points, before.shape) - origin, step_labels, reach
+            before[region] > 0, _voxels(step_points_pre, before.shape) - origin, step_labels, reach
         )
     out[region][revert] = before[region][revert]
     return out
 
 
-def within_reach(inside: np.ndarray, points: np.ndarray, labels: Sequence[int], reach: float) -> np.ndarray:
-    """Bool mask of ``inside``'s shape: voxels within reach of one of ``points`` (int (N, 3) indices into it); a point
+def within_reach(inside: np.ndarray, voxels: np.ndarray, labels: Sequence[int], reach: float) -> np.ndarray:
+    """Bool mask of ``inside``'s shape: voxels within reach of one of ``voxels`` (int (N, 3) indices into ``inside``,
+    in its space: preprocessed voxels of a region, or array (z, y, x) for ``reader_region``); a point
     reaches ``reach`` x its Euclidean distance (voxels) to the nearest voxel on the other side of ``inside`` (positive
     label: an inside voxel; negative: an outside one), at least 1 voxel; the reach is a Euclidean ball."""
     out = np.zeros(inside.shape, bool)
     for side in (1, 0):
-        pts = [p for p, lab in zip(points, labels, strict=True) if int(lab) == side]
+        side_voxels = [v for v, lab in zip(voxels, labels, strict=True) if int(lab) == side]
         other = inside if side else ~inside
-        if not pts:
+        if not side_voxels:
             continue
         if not other.any():
             return np.ones(inside.shape, bool)  # nothing on the other side in the region: no bound
-        for p in pts:  # a point outside the region takes the distance of the nearest region voxel
-            r = max(1.0, reach * _distance_to(other, np.clip(p, 0, np.array(inside.shape) - 1)))
-            lo, hi = np.clip(p - int(r), 0, inside.shape), np.clip(p + int(r) + 1, 0, inside.shape)
+        for v in side_voxels:  # a voxel outside the region takes the distance of the nearest region voxel
+            r = max(1.0, reach * _distance_to(other, np.clip(v, 0, np.array(inside.shape) - 1)))
+            lo, hi = np.clip(v - int(r), 0, inside.shape), np.clip(v + int(r) + 1, 0, inside.shape)
             box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
             if any(b.start >= b.stop for b in box):
                 continue
             grid = np.ogrid[box]
-            out[box] |= sum((g - c) ** 2 for g, c in zip(grid, p, strict=True)) <= r * r
+            out[box] |= sum((g - c) ** 2 for g, c in zip(grid, v, strict=True)) <= r * r
     return out
 
 
@@ -222,24 +223,50 @@ def _distance_to(mask: np.ndarray, q: np.ndarray) -> float:
 
 def enforce_clicks(
     logits: np.ndarray,
-    points: Sequence[tuple[np.ndarray, int]],
+    points_pre: Sequence[tuple[np.ndarray, int]],
     policy: ClickPolicy,
     regions: Sequence[tuple[slice, ...]],
 ) -> None:
-    """In place: clicked voxels keep their label; with ``clicked_components_only`` foreground components without a
-    positive click are set to background (logit ``-|logit|``, at most -1) inside ``regions`` (the components are
-    labelled once over the whole buffer)."""
-    if not points:
+    """In place: clicked voxels (``points_pre``: [(preprocessed voxel (3,), label 1/0)]) keep their label; with
+    ``clicked_components_only`` foreground components without a positive click are set to background (logit
+    ``-|logit|``, at most -1) inside ``regions`` (the components are labelled once over the whole buffer)."""
+    if not points_pre:
         return
     shape = logits.shape
     if policy.keep_clicked_label:
-        for p, label in points:
-            v = tuple(_voxels(p, shape)[0])
+        for point_pre, label in points_pre:
+            v = tuple(_voxels(point_pre, shape)[0])
             logits[v] = max(float(logits[v]), 1.0) if label else min(float(logits[v]), -1.0)
-    positives = [p for p, label in points if label]
-    if policy.clicked_components_only and positives:
+    positives_pre = [point_pre for point_pre, label in points_pre if label]
+    if policy.clicked_components_only and positives_pre:
         labels = cc3d.connected_components(logits > 0, connectivity=CONNECTIVITY)
-        keep = list({int(labels[tuple(v)]) for v in _voxels(np.array(positives), shape)} - {0})
+        keep = list({int(labels[tuple(v)]) for v in _voxels(np.array(positives_pre), shape)} - {0})
         for region in regions:
             drop = (labels[region] > 0) & ~np.isin(labels[region], keep)
             logits[region][drop] = np.minimum(-np.abs(logits[region][drop]), -1.0)
+
+
+def apply_to_step(
+    logits: np.ndarray,
+    logits_before: np.ndarray | None,
+    step_points_pre: Sequence[tuple[np.ndarray, int]],
+    target_points_pre: Sequence[tuple[np.ndarray, int]],
+    crops_pre: Sequence[tuple[tuple[int, int], ...]],
+    policy: ClickPolicy,
+) -> np.ndarray:
+    """The rules after one network step of a target, inside the crops it ran (``crops_pre``: half-open boxes).
+
+    With ``logits_before`` (the buffer before the step; None: no local corrections) the step's clicks
+    ``step_points_pre`` first take their label, then ``keep_local_changes`` inside the crops' bounding box; then
+    ``enforce_clicks`` with all the target's clicks ``target_points_pre``. Clicks: [(preprocessed voxel (3,),
+    label 1/0)]; buffers: (P0, P1, P2) preprocessed voxel space. Returns the buffer (``logits`` itself, changed in
+    place, when there are no local corrections).
+    """
+    if logits_before is not None:
+        bbox = tuple(slice(min(b[a][0] for b in crops_pre), max(b[a][1] for b in crops_pre)) for a in range(3))
+        enforce_clicks(logits, step_points_pre, ClickPolicy(clicked_components_only=False), [bbox])  # the click first
+        step_array_pre = np.array([point_pre for point_pre, _ in step_points_pre])
+        labels = [label for _, label in step_points_pre]
+        logits = keep_local_changes(logits_before, logits, step_array_pre, bbox, labels, policy.correction_reach)
+    enforce_clicks(logits, target_points_pre, policy, [tuple(slice(a, b) for a, b in crop) for crop in crops_pre])
+    return logits

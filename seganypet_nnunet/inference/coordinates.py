@@ -106,7 +106,7 @@ def geometry_reference(source: sitk.Image | sitk.ImageFileReader | dict) -> sitk
 
 
 def prompt_to_voxel(
-    coords: Sequence[float] | np.ndarray,
+    points_in_space: Sequence[float] | np.ndarray,
     space: str,
     reference: sitk.Image,
     size_ijk: Sequence[int],
@@ -116,7 +116,7 @@ def prompt_to_voxel(
     """Validates prompt points and returns them as original voxel (i, j, k) (one conversion per point).
 
     Args:
-        coords: (3,) or (N, 3) in ``space`` ("world": mm LPS (x, y, z); "voxel": original ITK index (i, j, k)).
+        points_in_space: (3,) or (N, 3) in ``space`` ("world": mm LPS (x, y, z); "voxel": original ITK index (i, j, k)).
         reference: the image's geometry carrier (``geometry_reference``).
         size_ijk: image size, ITK order (i, j, k).
         what: prompt name for the error message (e.g. ``"add_point"``).
@@ -124,21 +124,21 @@ def prompt_to_voxel(
     Raises:
         ValueError: one line: not 3 finite numbers per point, unknown space, or a point outside the image.
     """
-    arr = np.asarray(coords, dtype=float)
+    arr = np.asarray(points_in_space, dtype=float)
     if arr.shape[-1:] != (3,) or arr.ndim > 2 or not np.isfinite(arr).all():
-        raise ValueError(f"{what}: coordinate must be 3 finite numbers, got {coords!r}")
+        raise ValueError(f"{what}: coordinate must be 3 finite numbers, got {points_in_space!r}")
     if space not in ("world", "voxel"):
         raise ValueError(f"{what}: space must be 'world' or 'voxel', got {space!r}")
-    ijk = to_voxel(arr, space, reference)
+    points_ijk = to_voxel(arr, space, reference)
     rows = list(check) if check is not None else list(range(len(np.atleast_2d(arr))))
-    inside = inside_image(np.atleast_2d(ijk)[rows], size_ijk)
+    inside = inside_image(np.atleast_2d(points_ijk)[rows], size_ijk)
     if not inside.all():
         row = rows[int(np.argmin(inside))]
         raise ValueError(
             f"{what}: {list(np.atleast_2d(arr)[row])} ({space}) lies outside the image (voxel i,j,k "
-            f"{list(np.atleast_2d(ijk)[row].round(2))}, size {list(size_ijk)})"
+            f"{list(np.atleast_2d(points_ijk)[row].round(2))}, size {list(size_ijk)})"
         )
-    return ijk
+    return points_ijk
 
 
 def _as_points(points: Sequence[float] | np.ndarray) -> tuple[np.ndarray, bool]:

@@ -79,33 +79,38 @@ class CropDecoder:
 
     def decode(
         self,
-        box: Box,
-        points: Sequence[tuple[np.ndarray, int]],
-        box_prompt: tuple[np.ndarray, np.ndarray] | None,
+        crop_pre: Box,
+        points_pre: Sequence[tuple[np.ndarray, int]],
+        box_pre: tuple[np.ndarray, np.ndarray] | None,
         prev: np.ndarray,
     ) -> np.ndarray:
-        """Logits of one crop ``box`` (shape of ``prev``, preprocessed voxel space) from the decoder.
+        """Logits of one crop ``crop_pre`` (shape of ``prev``, preprocessed voxel space) from the decoder.
 
         Args:
-            box: half-open crop (P0, P1, P2).
-            points: [(preprocessed voxel (3,), label 1/0)]; those outside the crop are left out.
-            box_prompt: (min, max) preprocessed voxel corners or None.
-            prev: current logits of the part of ``box`` inside the image (the dense mask prompt).
+            crop_pre: half-open crop (P0, P1, P2).
+            points_pre: [(preprocessed voxel (3,), label 1/0)]; those outside the crop are left out.
+            box_pre: the box prompt, (min, max) preprocessed voxel corners, or None.
+            prev: current logits of the part of ``crop_pre`` inside the image (the dense mask prompt).
         """
-        inner = clip_box(box, self._data.shape[1:])
-        at = self._inside(box, inner)
-        start = np.array([a for a, _ in box], float)
-        stop = np.array([b for _, b in box], float)
-        pts = [(p - start, lab) for p, lab in points if ((p >= start - 0.5) & (p < stop - 0.5)).all()]
+        inner = clip_box(crop_pre, self._data.shape[1:])
+        at = self._inside(crop_pre, inner)
+        start = np.array([a for a, _ in crop_pre], float)
+        stop = np.array([b for _, b in crop_pre], float)
+        points_net = [  # network-input voxel = preprocessed voxel - crop start
+            (point_pre - start, lab)
+            for point_pre, lab in points_pre
+            if ((point_pre >= start - 0.5) & (point_pre < stop - 0.5)).all()
+        ]
         kw: dict = {}
-        if pts:
-            kw["points"] = torch.tensor(np.array([p for p, _ in pts]), dtype=torch.float32)[None]
-            kw["point_labels"] = torch.tensor([lab for _, lab in pts], dtype=torch.int64)[None]
-        if box_prompt is not None:
-            lo, hi = box_prompt[0] - start, box_prompt[1] - start
-            hit = bool((hi >= 0).all() and (lo <= stop - start - 1).all())
+        if points_net:
+            kw["points"] = torch.tensor(np.array([point_net for point_net, _ in points_net]), dtype=torch.float32)[None]
+            kw["point_labels"] = torch.tensor([lab for _, lab in points_net], dtype=torch.int64)[None]
+        if box_pre is not None:
+            lo_net, hi_net = box_pre[0] - start, box_pre[1] - start
+            hit = bool((hi_net >= 0).all() and (lo_net <= stop - start - 1).all())
             top = np.array(self.patch, float) - 1
-            kw["boxes"] = torch.tensor(np.stack([np.clip(lo, 0, top), np.clip(hi, 0, top)]), dtype=torch.float32)[None]
+            corners_net = np.stack([np.clip(lo_net, 0, top), np.clip(hi_net, 0, top)])
+            kw["boxes"] = torch.tensor(corners_net, dtype=torch.float32)[None]
             kw["box_mask"] = torch.tensor([hit])
         dense = np.full(self.patch, BACKGROUND_LOGIT, np.float32)
         dense[at] = prev
@@ -113,6 +118,7 @@ class CropDecoder:
         kw["mask_present"] = torch.tensor([bool((prev > 0).any())])
         prompts = Prompts(**kw).to(self.device)
         with torch.no_grad():
-            out = [net.decode(emb, prompts)[0] for net, emb in zip(self.networks, self.embeddings(box), strict=True)]
+            embeddings = self.embeddings(crop_pre)
+            out = [net.decode(emb, prompts)[0] for net, emb in zip(self.networks, embeddings, strict=True)]
         logits = torch.stack(out).mean(0)[0, 0].float().cpu().numpy()
         return logits[at]

@@ -23,11 +23,11 @@ def box_slices(box: Box) -> tuple[slice, slice, slice]:
     return tuple(slice(a, b) for a, b in box)
 
 
-def centred_box(centre: Sequence[float], patch: Sequence[int], shape: Sequence[int], clamp: bool = True) -> Box:
-    """A patch-size box centred on ``centre``, clamped into the image (smaller if the image is smaller).
+def centred_box(centre_pre: Sequence[float], patch: Sequence[int], shape: Sequence[int], clamp: bool = True) -> Box:
+    """A patch-size box centred on ``centre_pre``, clamped into the image (smaller if the image is smaller).
 
     Args:
-        centre: (3,) preprocessed voxel coordinate (float).
+        centre_pre: (3,) preprocessed voxel coordinate (float).
         patch: (3,) patch size, preprocessed axis order.
         shape: (3,) preprocessed image shape.
         clamp: False: the box stays centred (start = round(centre) - patch // 2, as torchio's ``CropOrPad`` centred
@@ -36,7 +36,7 @@ def centred_box(centre: Sequence[float], patch: Sequence[int], shape: Sequence[i
         Half-open box in preprocessed voxel space; its size is ``min(patch, shape)`` per axis (``patch`` unclamped).
     """
     box = []
-    for c, p, s in zip(centre, patch, shape, strict=True):
+    for c, p, s in zip(centre_pre, patch, shape, strict=True):
         p = int(p) if not clamp else min(int(p), int(s))
         start = int(np.floor(float(c) + 0.5)) - p // 2
         if clamp:
@@ -52,9 +52,9 @@ def clip_box(box: Box, shape: Sequence[int]) -> Box:
 
 def shifted_box(box: Box, axis: int, direction: int, patch: Sequence[int], shape: Sequence[int]) -> Box:
     """``box`` moved by half a patch along ``axis`` (direction -1 or +1), clamped into the image."""
-    centre = [(a + b - 1) / 2 for a, b in box]
-    centre[axis] += direction * (int(patch[axis]) // 2)
-    return centred_box(centre, patch, shape)
+    centre_pre = [(a + b - 1) / 2 for a, b in box]
+    centre_pre[axis] += direction * (int(patch[axis]) // 2)
+    return centred_box(centre_pre, patch, shape)
 
 
 def touching_sides(mask_crop: np.ndarray, box: Box, shape: Sequence[int], min_voxels: int = 1) -> list[tuple[int, int]]:
@@ -80,14 +80,14 @@ def touching_sides(mask_crop: np.ndarray, box: Box, shape: Sequence[int], min_vo
 def follow_object(
     segment_crop: SegmentCrop,
     logits: np.ndarray,
-    first_box: Box,
+    first_crop_pre: Box,
     patch: Sequence[int],
     max_crops: int = 8,
     min_border_voxels: int = 1,
 ) -> list[Box]:
-    """Segment ``first_box``, then extend into neighbouring crops while the mask touches an inner crop border.
+    """Segment ``first_crop_pre``, then extend into neighbouring crops while the mask touches an inner crop border.
 
-    ``first_box`` may leave the image (an unclamped ``centred_box``): ``segment_crop`` then gets that box and the
+    ``first_crop_pre`` may leave the image (an unclamped ``centred_box``): ``segment_crop`` then gets that box and the
     buffer content of the part inside (``clip_box``) and returns logits of that part; the boxes returned are the
     parts inside. The first crop overwrites the buffer (it may shrink the mask after a negative click). Extension crops
     receive the current buffer content as dense prompt and are merged with ``max`` where they overlap already-visited
@@ -97,7 +97,7 @@ def follow_object(
         segment_crop: ``(box, prev_logits_crop) -> logits_crop``; both arrays have the shape of the box's part
             inside the image.
         logits: (P0, P1, P2) float full-image logit buffer in preprocessed voxel space; **updated in place**.
-        first_box: crop to segment first (preprocessed voxel space, half-open).
+        first_crop_pre: crop to segment first (preprocessed voxel space, half-open).
         patch: (3,) patch size; neighbouring crops are shifted by ``patch // 2``.
         max_crops: upper bound on crops run (>= 1).
         min_border_voxels: foreground voxels on a border slab that trigger an extension.
@@ -109,7 +109,7 @@ def follow_object(
     shape = logits.shape
     visited: list[Box] = []
     covered = np.zeros(shape, dtype=bool)
-    queue: deque[Box] = deque([first_box])
+    queue: deque[Box] = deque([first_crop_pre])
     while queue and len(visited) < max_crops:
         full = queue.popleft()
         box = clip_box(full, shape)

@@ -64,10 +64,10 @@ def start(
     hand, else it is grown here). Its positive marker is the click when the click lies in the region, else the
     hottest voxel."""
     peak = R.local_max(suv_zyx, seed_zyx, spacing_zyx)
-    seed = R.seed_index(seed_zyx, suv_zyx.shape)
+    seed_voxel_zyx = R.seed_index(seed_zyx, suv_zyx.shape)
     if region_zyx is None:
         region_zyx = R.grow(suv_zyx >= fraction * peak.value, peak.index)
-    return ReaderRegion(peak.value, fraction, (seed if region_zyx[seed] else peak.index,))
+    return ReaderRegion(peak.value, fraction, (seed_voxel_zyx if region_zyx[seed_voxel_zyx] else peak.index,))
 
 
 def region(suv_zyx: np.ndarray, state: ReaderRegion, spacing_zyx: Sequence[float], cut_ratio: float) -> np.ndarray:
@@ -125,21 +125,21 @@ def correct(
     this mode: (new state, new bool (z, y, x) mask), or None when the region cannot follow the click (module
     docstring). ``policy``: ``reader_max_growth``, ``reader_cut_ratio``, and ``correction_reach`` (a positive click
     adds nothing farther from it than that many times its distance to the mask, ``click_policy.within_reach``)."""
-    v = R.seed_index(click_zyx, suv_zyx.shape)
+    voxel_zyx = R.seed_index(click_zyx, suv_zyx.shape)
     if positive:
-        clicked = float(suv_zyx[v])
+        clicked = float(suv_zyx[voxel_zyx])
         if clicked <= 0.0:
             return None
         new = replace(state, fraction=min(state.fraction, clicked / state.peak * (1.0 - 1e-6)))
-        new = replace(new, positives=new.positives + (v,))
+        new = replace(new, positives=new.positives + (voxel_zyx,))
         out = region(suv_zyx, new, spacing_zyx, policy.reader_cut_ratio) | current_zyx
         if policy.correction_reach is not None and current_zyx.any():
-            out = current_zyx | (out & within_reach(current_zyx, np.array([v]), [1], policy.correction_reach))
-        if not out[v] or out.sum() > policy.reader_max_growth * max(int(current_zyx.sum()), 1):
+            out = current_zyx | (out & within_reach(current_zyx, np.array([voxel_zyx]), [1], policy.correction_reach))
+        if not out[voxel_zyx] or out.sum() > policy.reader_max_growth * max(int(current_zyx.sum()), 1):
             return None
         return new, out
-    new = replace(state, negatives=state.negatives + (v,))
+    new = replace(state, negatives=state.negatives + (voxel_zyx,))
     out = region(suv_zyx, new, spacing_zyx, policy.reader_cut_ratio) & current_zyx
-    if out[v] or not out.any():
+    if out[voxel_zyx] or not out.any():
         return None
     return new, out

@@ -9,6 +9,9 @@ masks are new arrays: keeping or writing into one never touches the session.
 
 Spaces (docs/DESIGN.md): prompts come in world mm LPS (x, y, z) or original voxel (i, j, k); the session's logit
 buffers live in preprocessed voxel space, axes (P0, P1, P2) = array axes (z, y, x) permuted by ``transpose_forward``.
+Names along the click path say their space: ``*_ijk`` original voxel, ``*_zyx`` array, ``*_pre`` preprocessed voxel.
+The outputs (``mask``, ``logits``, ``label_map``, ``to_image``) live in session_outputs.py, the argument checks in
+session_checks.py.
 """
 
 from __future__ import annotations
@@ -26,20 +29,27 @@ from seganypet_nnunet.inference import coordinates as C
 from seganypet_nnunet.inference import reader_region as RR
 from seganypet_nnunet.inference.boxed import BoxedMask
 from seganypet_nnunet.inference.crop_decoder import CropDecoder
-from seganypet_nnunet.inference.follow import Box, box_slices, centred_box, clip_box, follow_object
-from seganypet_nnunet.inference.image_input import preprocess_image, read_image
+from seganypet_nnunet.inference.follow import Box, centred_box, clip_box, follow_object
+from seganypet_nnunet.inference.image_input import preprocess_image
 from seganypet_nnunet.inference.model_folder import LoadedModel, load_model_folder
 from seganypet_nnunet.inference.revert import BACKGROUND_LOGIT, RegionReverter
-from seganypet_nnunet.inference.session_checks import check_image_like_cli, check_mask_values, check_positive
+from seganypet_nnunet.inference.session_checks import (
+    check_box_corners,
+    check_mask_values,
+    check_points,
+    check_positive,
+    read_image_checked,
+)
+from seganypet_nnunet.inference.session_outputs import SessionOutputs
 from seganypet_nnunet.inference.target import Target
 from seganypet_nnunet.inference.undo import UndoHistory, pack
-from seganypet_nnunet.validation import check_not_truncated, check_path_name
+from seganypet_nnunet.validation import check_path_name
 
 DEFAULT_UNDO_DEPTH = 32
 DEFAULT_UNDO_BYTES = 64 * 2**20
 
 
-class SegAnyPETSession:
+class SegAnyPETSession(SessionOutputs):
     """Interactive session over one image; several named targets, each with its own prompts and undo history.
 
     Coordinates passed to ``add_*`` are world mm LPS (x, y, z) (``space="world"``) or original voxel ITK index
@@ -121,18 +131,7 @@ class SegAnyPETSession:
             ValueError: unreadable or truncated file, NaN/Inf voxels, wrong shape or channel count (one line).
         """
         m = self.model
-        files = [image] if isinstance(image, (str, Path)) else image if isinstance(image, list) else []
-        for f in files:
-            if isinstance(f, (str, Path)) and Path(f).is_file():
-                check_not_truncated(f)
-        try:
-            data, props = read_image(image, properties, m.plans_manager)
-        except RuntimeError as err:  # SimpleITK: unreadable file
-            raise ValueError(f"set_image: cannot read {files}: {str(err).strip().splitlines()[-1][:160]}") from None
-        bad = int(data.size - np.count_nonzero(np.isfinite(data)))
-        if bad:
-            raise ValueError(f"set_image: the image holds {bad} NaN or Inf voxel(s); fix or mask them first")
-        check_image_like_cli(data, props, files)
+        data, props = read_image_checked(image, properties, m.plans_manager)
         self._suv = np.array(data[0], np.float32)  # read_image: (c, z, y, x), original geometry
         data, props = preprocess_image((data, props), None, m.plans_manager, m.configuration_manager, m.dataset_json)
         self._decoder.set_data(torch.from_numpy(np.ascontiguousarray(data)).float())
@@ -149,12 +148,6 @@ class SegAnyPETSession:
     def _require_image(self) -> None:
         if not self._decoder.has_data:
             raise RuntimeError("An image must be set with set_image(...) before adding prompts.")
-
-    @property
-    def array_shape(self) -> tuple[int, int, int]:
-        """Original image shape in array order (z, y, x)."""
-        g = self.geometry
-        return tuple(int(s) for s in np.array(g.shape_before_cropping)[list(g.transpose_backward)])
 
     # ---------------------------------------------------------------------------------------------- targets
     @property
@@ -194,37 +187,37 @@ class SegAnyPETSession:
     def add_point(self, coord: Sequence[float], positive: bool = True, space: str = "world") -> np.ndarray:
         """Click at ``coord`` (world mm LPS (x, y, z) or original voxel (i, j, k) per ``space``); returns the mask."""
         check_positive(positive, "add_point")
-        ijk = self._to_voxel(coord, space, "add_point")
-        p = C.voxel_to_preprocessed(ijk, self.geometry)
+        click_ijk = self._to_ijk(coord, space, "add_point")
+        click_pre = C.voxel_to_preprocessed(click_ijk, self.geometry)
         label = int(bool(positive))
-        t, seed_zyx = self._target(), np.asarray(ijk, float).reshape(3)[::-1]
-        self._check_points(t, [label], "add_point")
+        t, click_zyx = self._target(), C.voxel_to_array(np.asarray(click_ijk, float).reshape(3))
+        check_points(t, [label], self.max_points, "add_point")
         if t.reader is not None and self.click_policy.reader_corrections:
-            spacing_zyx, current = self.properties["spacing"], self.mask() > 0
-            moved = RR.correct(self._suv, t.reader, current, seed_zyx, bool(label), spacing_zyx, self.click_policy)
+            spacing_zyx, current_zyx = self.properties["spacing"], self.mask() > 0
+            moved = RR.correct(self._suv, t.reader, current_zyx, click_zyx, bool(label), spacing_zyx, self.click_policy)
             if moved is not None:  # the reader's region follows the click; else the network takes it
-                return self._set_region(t, moved[1], moved[0], [(p, label)])
-        region, prior, focal = None, None, False
+                return self._set_region(t, moved[1], moved[0], [(click_pre, label)])
+        region_zyx, prior_pre, focal = None, None, False
         if label and t.logits is None and self.click_policy.pet_prior:
-            region, prior, focal = self._pet_prior(seed_zyx)
-            t.logits = None if prior is None else prior.copy()  # the network writes into t.logits in place
-        mask = self._interact(points=[(p, label)], centre=p)
-        if region is not None and self.click_policy.prior_answer:
-            if P.prior_is_answer(region, mask > 0, self._suv, focal, self.click_policy):
-                t.logits = prior  # the reader's region is the answer
-                if P.agreement(region, mask > 0) < self.click_policy.reader_max_agreement:  # the network is unsure
+            region_zyx, prior_pre, focal = self._pet_prior(click_zyx)
+            t.logits = None if prior_pre is None else prior_pre.copy()  # the network writes into t.logits in place
+        mask_zyx = self._interact(centre_pre=click_pre, points_pre=[(click_pre, label)])
+        if region_zyx is not None and self.click_policy.prior_answer:
+            if P.prior_is_answer(region_zyx, mask_zyx > 0, self._suv, focal, self.click_policy):
+                t.logits = prior_pre  # the reader's region is the answer
+                if P.agreement(region_zyx, mask_zyx > 0) < self.click_policy.reader_max_agreement:  # network unsure
                     spacing_zyx, fraction = self.properties["spacing"], self.click_policy.prior_fraction
-                    t.reader = RR.start(self._suv, seed_zyx, spacing_zyx, fraction, region)
+                    t.reader = RR.start(self._suv, click_zyx, spacing_zyx, fraction, region_zyx)
                 self._refresh_mask(t, [tuple((0, n) for n in self.geometry.preprocessed_shape)])
                 return self.mask()
-        return mask
+        return mask_zyx
 
-    def _set_region(self, t: Target, region_zyx: np.ndarray, reader: RR.ReaderRegion, points: list) -> np.ndarray:
+    def _set_region(self, t: Target, region_zyx: np.ndarray, reader: RR.ReaderRegion, points_pre: list) -> np.ndarray:
         """One undo step: ``t``'s answer becomes the bool (z, y, x) ``region_zyx`` of the reader-region state
-        ``reader``, with ``points`` (preprocessed voxel, label) added; returns the mask."""
+        ``reader``, with ``points_pre`` [(preprocessed voxel (P0, P1, P2), label)] added; returns the mask."""
         full = tuple((0, n) for n in self.geometry.preprocessed_shape)
         t.record([full])
-        t.points += points
+        t.points += points_pre
         t.reader, t.logits = reader, self._region_logits(region_zyx)
         self._refresh_mask(t, [full])
         return self.mask()
@@ -232,33 +225,27 @@ class SegAnyPETSession:
     def _region_logits(self, mask_zyx: np.ndarray) -> np.ndarray:
         """A (z, y, x) mask of the original image as float32 logits (+-``BACKGROUND_LOGIT``), preprocessed space."""
         cm = self.model.configuration_manager
-        pre = C.mask_to_preprocessed(np.asarray(mask_zyx), self.geometry, self.properties["spacing"], cm)
-        return np.where(pre, -BACKGROUND_LOGIT, BACKGROUND_LOGIT).astype(np.float32)
+        mask_pre = C.mask_to_preprocessed(np.asarray(mask_zyx), self.geometry, self.properties["spacing"], cm)
+        return np.where(mask_pre, -BACKGROUND_LOGIT, BACKGROUND_LOGIT).astype(np.float32)
 
-    def _pet_prior(self, seed_zyx: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, bool]:
+    def _pet_prior(self, click_zyx: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None, bool]:
         """The reader's region of a hot first click (original array index (z, y, x)): (bool (z, y, x) region in the
         original image, the same as preprocessed logits, whether it is a well-delineated focus
         (``ClickPolicy.prior_contrast``)); (None, None, False) when there is no prior."""
         spacing_zyx = self.properties["spacing"]
-        region = P.pet_prior(self._suv, seed_zyx, spacing_zyx, self.click_policy)
-        if region is None:
+        region_zyx = P.pet_prior(self._suv, click_zyx, spacing_zyx, self.click_policy)
+        if region_zyx is None:
             return None, None, False
-        return region, self._region_logits(region), P.is_focus(self._suv, region, seed_zyx, self.click_policy)
+        focal = P.is_focus(self._suv, region_zyx, click_zyx, self.click_policy)
+        return region_zyx, self._region_logits(region_zyx), focal
 
     def add_box(self, corner_min: Sequence[float], corner_max: Sequence[float], space: str = "world") -> np.ndarray:
         """Box from two inclusive corners (world mm LPS (x, y, z) or original voxel (i, j, k)); one per target."""
-        lo, hi = np.asarray(corner_min, float), np.asarray(corner_max, float)
-        if lo.shape != (3,) or hi.shape != (3,) or not (np.isfinite(lo).all() and np.isfinite(hi).all()):
-            raise ValueError(f"add_box: corners must be 3 finite numbers each, got {corner_min!r}, {corner_max!r}")
-        if (lo > hi).any():
-            axis = int(np.argmax(lo > hi))
-            raise ValueError(f"add_box: min {list(lo)} exceeds max {list(hi)} on axis {axis} ({space})")
-        if space == "world" and (lo == hi).any():
-            raise ValueError(f"add_box: zero-volume box, min equals max on axis {int(np.argmax(lo == hi))} (world mm)")
-        ijk = self._to_voxel(C.box_corners(lo, hi), space, "add_box", check=(0, 7))
-        pre = C.voxel_to_preprocessed(ijk, self.geometry)
-        lo_pre, hi_pre = pre.min(axis=0), pre.max(axis=0)
-        return self._interact(box=(lo_pre, hi_pre), centre=(lo_pre + hi_pre) / 2)
+        lo, hi = check_box_corners(corner_min, corner_max, space, "add_box")  # in ``space``
+        corners_ijk = self._to_ijk(C.box_corners(lo, hi), space, "add_box", check=(0, 7))
+        corners_pre = C.voxel_to_preprocessed(corners_ijk, self.geometry)
+        lo_pre, hi_pre = corners_pre.min(axis=0), corners_pre.max(axis=0)
+        return self._interact(centre_pre=(lo_pre + hi_pre) / 2, box_pre=(lo_pre, hi_pre))
 
     def add_scribble(self, scribble, positive: bool = True, space: str = "voxel") -> np.ndarray:
         """Scribble as (N, 3) points in ``space`` or as a mask (z, y, x) in the original geometry; one undo step.
@@ -268,17 +255,17 @@ class SegAnyPETSession:
         check_positive(positive, "add_scribble")
         t = self._target()
         if isinstance(scribble, np.ndarray) and scribble.ndim == 3:
-            zyx = np.argwhere(scribble > 0)
-            if not len(zyx):
+            points_zyx = np.argwhere(scribble > 0)
+            if not len(points_zyx):
                 raise ValueError("add_scribble: the scribble mask is empty")
-            keep = np.linspace(0, len(zyx) - 1, min(len(zyx), self.max_points // 2)).round().astype(int)
-            pre = C.array_to_preprocessed(zyx[keep].astype(float), self.geometry)
+            keep = np.linspace(0, len(points_zyx) - 1, min(len(points_zyx), self.max_points // 2)).round().astype(int)
+            points_pre = C.array_to_preprocessed(points_zyx[keep].astype(float), self.geometry)
         else:
-            pts = np.atleast_2d(np.asarray(scribble, float))
-            pre = C.voxel_to_preprocessed(self._to_voxel(pts, space, "add_scribble"), self.geometry)
+            points_in_space = np.atleast_2d(np.asarray(scribble, float))
+            points_pre = C.voxel_to_preprocessed(self._to_ijk(points_in_space, space, "add_scribble"), self.geometry)
         label = int(bool(positive))
-        self._check_points(t, [label] * len(pre), "add_scribble")
-        return self._interact(points=[(p, label) for p in pre], centre=pre.mean(axis=0))
+        check_points(t, [label] * len(points_pre), self.max_points, "add_scribble")
+        return self._interact(centre_pre=points_pre.mean(axis=0), points_pre=[(pt, label) for pt in points_pre])
 
     def add_mask(self, mask: np.ndarray) -> np.ndarray:
         """Set the current target's mask from a (z, y, x) array in the original geometry (no network run)."""
@@ -326,68 +313,22 @@ class SegAnyPETSession:
         """Forget the cached image embeddings (the next interaction re-runs the encoder)."""
         self._decoder.clear()
 
-    # ---------------------------------------------------------------------------------------------- outputs
-    def logits(self, name: str | None = None) -> np.ndarray | None:
-        """Copy of target ``name``'s (default: current) logits, (P0, P1, P2) preprocessed voxel space; None if none."""
-        t = self._get(name, "logits")
-        out = None if t.logits is None else t.logits.copy()
-        t.compact(BACKGROUND_LOGIT)
-        return out
-
-    def mask(self, name: str | None = None) -> np.ndarray:
-        """(z, y, x) uint8 mask of target ``name`` (default: current) in the original geometry; a new array."""
-        t = self._get(name, "mask")
-        if t.mask_t is None:
-            return np.zeros(self.array_shape, np.uint8)
-        return t.mask_t.full().transpose(self.geometry.transpose_backward).copy(order="C")
-
-    def to_image(self, array: np.ndarray) -> sitk.Image:
-        """A (z, y, x) array as a SimpleITK image with the original geometry (origin, spacing, direction)."""
-        img = sitk.GetImageFromArray(array)
-        img.SetOrigin(self.reference.GetOrigin())
-        img.SetSpacing(self.reference.GetSpacing())
-        img.SetDirection(self.reference.GetDirection())
-        return img
-
-    def mask_image(self, name: str | None = None) -> sitk.Image:
-        """Target mask as a SimpleITK image with the original geometry."""
-        return self.to_image(self.mask(name))
-
-    def label_map(self) -> tuple[np.ndarray, dict[int, str]]:
-        """(z, y, x) uint8/uint16 label map with ids 1..K in target order (later targets win overlaps), and names."""
-        out = np.zeros(self.array_shape, np.uint8 if len(self._targets) < 255 else np.uint16)
-        names = {}
-        for i, name in enumerate(self._targets, start=1):
-            out[self.mask(name) > 0] = i
-            names[i] = name
-        return out, names
-
     # ---------------------------------------------------------------------------------------------- internals
-    def _to_voxel(self, coords, space: str, what: str, check: Sequence[int] | None = None) -> np.ndarray:
-        """Validated points (world (x, y, z) or original voxel (i, j, k)) as original voxel (i, j, k)."""
+    def _to_ijk(self, points_in_space, space: str, what: str, check: Sequence[int] | None = None) -> np.ndarray:
+        """Validated points (``space``: world (x, y, z) or original voxel (i, j, k)) as original voxel (i, j, k)."""
         self._require_image()
-        return C.prompt_to_voxel(coords, space, self.reference, self.image_size_ijk, what, check)
+        return C.prompt_to_voxel(points_in_space, space, self.reference, self.image_size_ijk, what, check)
 
-    def _check_points(self, t: Target, labels: list[int], what: str) -> None:
-        """Rejects negative-only prompting of an empty target and more points than the model accepts."""
-        if not any(labels) and not t.has_positive_prompt():
-            raise ValueError(
-                f"{what}: target {t.name!r} has no positive prompt yet; start with a positive click, a box or a mask"
-            )
-        if len(t.points) + len(labels) > self.max_points:
-            raise ValueError(
-                f"{what}: target {t.name!r} would have {len(t.points) + len(labels)} points; the model accepts at "
-                f"most {self.max_points} (undo, reset or start a new target)"
-            )
-
-    def _interact(self, centre: np.ndarray, points: list | None = None, box: tuple | None = None) -> np.ndarray:
-        """Applies new prompts to the current target and re-segments around ``centre``; one undo step.
+    def _interact(
+        self, centre_pre: np.ndarray, points_pre: list | None = None, box_pre: tuple | None = None
+    ) -> np.ndarray:
+        """Applies new prompts to the current target and re-segments around ``centre_pre``; one undo step.
 
         Args:
-            centre: (3,) preprocessed voxel (P0, P1, P2) the first crop is centred on (unless the last crop already
-                holds it well inside and no new box is given).
-            points: new [(point (3,) preprocessed voxel, label 1/0)].
-            box: new (min, max) corners in preprocessed voxel space, replacing the target's box.
+            centre_pre: (3,) preprocessed voxel (P0, P1, P2) the first crop is centred on (unless the last crop
+                already holds it well inside and no new box is given).
+            points_pre: new [(point (3,) preprocessed voxel, label 1/0)].
+            box_pre: new (min, max) corners in preprocessed voxel space, replacing the target's box.
         Returns:
             The target's (z, y, x) mask in the original geometry.
         """
@@ -395,46 +336,40 @@ class SegAnyPETSession:
         margin = np.array(self.patch) // 8
         inside = t.crop is not None and all(  # no margin needed where the crop side is the image border
             (a == 0 or a + m <= c) and (b == n or c <= b - 1 - m)
-            for (a, b), c, m, n in zip(t.crop, centre, margin, g.preprocessed_shape, strict=True)
+            for (a, b), c, m, n in zip(t.crop, centre_pre, margin, g.preprocessed_shape, strict=True)
         )
         clamp = not self._centred_crops
-        first = t.crop if (inside and box is None) else centred_box(centre, self.patch, g.preprocessed_shape, clamp)
-        visited = self._segment(t, first, points or [], box)
+        first_crop_pre = (
+            t.crop if (inside and box_pre is None) else centred_box(centre_pre, self.patch, g.preprocessed_shape, clamp)
+        )
+        visited = self._segment(t, first_crop_pre, points_pre or [], box_pre)
         self._refresh_mask(t, visited)
         return self.mask()
 
-    def _segment(self, t: Target, first: Box, points: list, box: tuple | None) -> list[Box]:
-        """Runs ``follow_object`` from ``first``; the undo step saves exactly the blocks the crops overwrite."""
+    def _segment(self, t: Target, first_crop_pre: Box, points_pre: list, box_pre: tuple | None) -> list[Box]:
+        """Runs ``follow_object`` from ``first_crop_pre``; the undo step saves the blocks the crops overwrite."""
         state = t.state()
         t.reader = None  # a network step leaves the reader's-region mode
         correction = t.has_positive_prompt() and t.logits is not None
-        t.points += points
-        if box is not None:
-            t.box = box
+        t.points += points_pre
+        if box_pre is not None:
+            t.box = box_pre
         if t.logits is None:
             t.logits = np.full(self.geometry.preprocessed_shape, BACKGROUND_LOGIT, np.float32)
         old: list[tuple[Box, bytes]] = []
         prev_shape = self.geometry.preprocessed_shape
 
-        def segment(bx: Box, prev: np.ndarray) -> np.ndarray:
-            old.append((clip_box(bx, prev_shape), pack(prev)))  # prev: the buffer content this crop overwrites
-            return self._decoder.decode(bx, t.points, t.box, prev)
+        def segment(crop_pre: Box, prev: np.ndarray) -> np.ndarray:
+            old.append((clip_box(crop_pre, prev_shape), pack(prev)))  # prev: the buffer content this crop overwrites
+            return self._decoder.decode(crop_pre, t.points, t.box, prev)
 
-        before = t.logits.copy() if correction and points and self.click_policy.local_corrections else None
-        visited = follow_object(segment, t.logits, first, self.patch, self.max_crops if self.follow else 1)
-        self._apply_click_policy(t, before, points, visited)
-        t.crop = first
+        local = correction and points_pre and self.click_policy.local_corrections
+        logits_before = t.logits.copy() if local else None
+        visited = follow_object(segment, t.logits, first_crop_pre, self.patch, self.max_crops if self.follow else 1)
+        t.logits = P.apply_to_step(t.logits, logits_before, points_pre, t.points, visited, self.click_policy)
+        t.crop = first_crop_pre
         t.push(state, old)
         return visited
-
-    def _apply_click_policy(self, t: Target, before: np.ndarray | None, points: list, visited: list[Box]) -> None:
-        """Local corrections (``before``: the buffer before this step) and click consistency, inside ``visited``."""
-        if before is not None:
-            bbox = tuple(slice(min(b[a][0] for b in visited), max(b[a][1] for b in visited)) for a in range(3))
-            P.enforce_clicks(t.logits, points, P.ClickPolicy(clicked_components_only=False), [bbox])  # the click first
-            pts, labels = np.array([p for p, _ in points]), [lab for _, lab in points]
-            t.logits = P.keep_local_changes(before, t.logits, pts, bbox, labels, self.click_policy.correction_reach)
-        P.enforce_clicks(t.logits, t.points, self.click_policy, [box_slices(bx) for bx in visited])
 
     def _refresh_mask(self, t: Target, boxes: list) -> None:
         """Re-export the original-space mask where ``boxes`` (preprocessed voxel space) may have changed it."""

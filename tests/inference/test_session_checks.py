@@ -9,7 +9,9 @@ import SimpleITK as sitk
 from inference_data import new_session, shared_model
 
 from seganypet_nnunet.errors import SeganypetError
-from seganypet_nnunet.inference.session_checks import check_mask_values, check_positive
+from seganypet_nnunet.inference.session_checks import check_box_corners, check_mask_values, check_points, check_positive
+from seganypet_nnunet.inference.target import Target
+from seganypet_nnunet.inference.undo import UndoHistory
 
 
 @pytest.mark.parametrize("value", [True, False, np.bool_(True), 0, 1])
@@ -29,6 +31,29 @@ def test_mask_values():
         check_mask_values(np.full((2, 2, 2), np.nan, np.float32), "add_mask")
     with pytest.raises(SeganypetError, match="numeric"):
         check_mask_values(np.array([["a"]]), "add_mask")
+
+
+def test_points_need_a_positive_prompt_first_and_fit_the_model():
+    target = Target("lesion", UndoHistory(4, 2**20))
+    with pytest.raises(ValueError, match="add_point: target 'lesion' has no positive prompt yet"):
+        check_points(target, [0], 2, "add_point")
+    check_points(target, [1, 0], 2, "add_scribble")
+    target.points += [(np.zeros(3), 1), (np.ones(3), 0)]
+    check_points(target, [0], 3, "add_point")  # a positive click is there now
+    with pytest.raises(ValueError, match="would have 3 points; the model accepts at most 2"):
+        check_points(target, [1], 2, "add_point")
+
+
+def test_box_corners():
+    lo, hi = check_box_corners((1, 2, 3), [4, 5, 6], "voxel", "add_box")
+    assert lo.dtype == hi.dtype == float and list(lo) == [1, 2, 3] and list(hi) == [4, 5, 6]
+    check_box_corners((1, 2, 3), (1, 5, 6), "voxel", "add_box")  # one voxel thick: a voxel box may be flat
+    with pytest.raises(ValueError, match="3 finite numbers"):
+        check_box_corners((1, 2), (4, 5, 6), "world", "add_box")
+    with pytest.raises(ValueError, match=r"exceeds max .* on axis 1 \(world\)"):
+        check_box_corners((1, 9, 3), (4, 5, 6), "world", "add_box")
+    with pytest.raises(ValueError, match="zero-volume box, min equals max on axis 0"):
+        check_box_corners((4, 2, 3), (4, 5, 6), "world", "add_box")
 
 
 def test_session_refuses_what_the_command_line_refuses(model, tmp_path, monkeypatch):
