@@ -63,7 +63,11 @@ def one_line(error: BaseException) -> str:
     return text[:500]
 
 
+_sigterm_received: list[bool] = []  # set by _on_sigterm; cli_entry then exits 143 whatever wrapped the SystemExit
+
+
 def _on_sigterm(signum, frame) -> None:
+    _sigterm_received.append(True)
     raise SystemExit(EXIT_SIGTERM)
 
 
@@ -129,6 +133,7 @@ def cli_entry(command: str) -> Callable[[F], F]:
             argv = args[0] if args and isinstance(args[0], list) else kwargs.get("argv") or sys.argv[1:]
             verbose = "--verbose" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
             previous = None
+            _sigterm_received.clear()
             try:
                 previous = signal.signal(signal.SIGTERM, _on_sigterm)
             except ValueError:  # not the main thread
@@ -143,6 +148,15 @@ def cli_entry(command: str) -> Callable[[F], F]:
             except KeyboardInterrupt:
                 print(f"{command}: interrupted", file=sys.stderr)
                 raise SystemExit(130) from None
+            except Exception:
+                # SIGTERM's SystemExit raised inside code that wraps whatever it catches (pydoc.locate while nnU-Net
+                # imports the network class, a pool's error handler) arrives here as another exception type.
+                if not _sigterm_received:
+                    raise
+                if verbose:
+                    traceback.print_exc()
+                print(f"{command}: terminated", file=sys.stderr)
+                raise SystemExit(EXIT_SIGTERM) from None
             finally:
                 if previous is not None:
                     signal.signal(signal.SIGTERM, previous)

@@ -58,3 +58,30 @@ def test_errors_module_imports_nothing_of_ours_and_every_user_error_type_is_a_se
     with pytest.raises(SystemExit) as exit_info:
         main([])
     assert exit_info.value.code == 1
+
+
+def test_sigterm_wrapped_by_the_code_it_interrupts_still_exits_143_in_one_line(capsys):
+    """pydoc.locate (nnU-Net importing the network class) wraps the handler's SystemExit in ErrorDuringImport."""
+    import os
+
+    import pytest
+
+    @cli_entry("seganypet_test")
+    def main(argv=None) -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except BaseException as err:
+            raise RuntimeError(f"problem in some.module - {type(err).__name__}") from err
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == EXIT_SIGTERM
+    assert capsys.readouterr().err.strip() == "seganypet_test: terminated"
+
+    @cli_entry("seganypet_test")
+    def failing(argv=None) -> None:
+        raise RuntimeError("a bug, not a signal")
+
+    with pytest.raises(RuntimeError):  # without SIGTERM an unexpected error keeps its traceback
+        failing([])
