@@ -59,7 +59,7 @@ def train_one(spec: dict) -> None:
     t.num_epochs = spec["epochs"]
     t.num_iterations_per_epoch = spec["iters_per_epoch"]
     t.num_val_iterations_per_epoch = spec["val_iters"]
-    t.save_every = max(1, min(50, spec["epochs"]))
+    t.save_every = max(1, min(10, spec["epochs"]))  # a run cut short keeps a recent checkpoint_latest
     t.run_training()
     t.perform_actual_validation()
 
@@ -104,7 +104,7 @@ def _mean(values) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def evaluate_test_set(a, raw: Path, ours: Path, base: Path, out: Path) -> dict:
+def evaluate_test_set(a, raw: Path, ours: Path, base: Path | None, out: Path) -> dict:
     """One test set, one training seed: automatic, clicks + reader methods, size classes, autoPET IV and V."""
     import SimpleITK as sitk
     from bench_autopet_protocols import click_folder
@@ -116,8 +116,8 @@ def evaluate_test_set(a, raw: Path, ours: Path, base: Path, out: Path) -> dict:
     from seganypet_nnunet.evaluation.summary import structure_table
     from seganypet_nnunet.inference.predict import predict_automatic
 
-    pred = {"ours": out / "pred_ours", "base": out / "pred_nnunet"}
-    for key, model in (("ours", ours), ("base", base)):
+    pred = {"ours": out / "pred_ours", "base": out / "pred_nnunet" if base is not None else None}
+    for key, model in (("ours", ours), ("base", base)) if base is not None else (("ours", ours),):
         # trusted: this run trained both models (stock nnUNetTrainer checkpoints hold numpy scalars)
         predict_automatic(
             model, raw / "imagesTs", pred[key], folds=(0,), device=a.device, npp=0, nps=0, trust_checkpoint=True
@@ -203,7 +203,7 @@ def report(runs: list[dict]) -> dict:
     ]  # noqa: E501
     ours = [_mean(r["automatic"] for r in run["structures"]) for run in runs]
     base = [_mean(r["baseline"] for r in run["structures"]) for run in runs]
-    ratio = _mean(o / b for o, b in zip(ours, base, strict=True) if o is not None and b)
+    ratio = _mean([o / b for o, b in zip(ours, base, strict=True) if o is not None and b])
     targets["autopet_iv_dice_never_falls"] = {"met": not drops, "falls_at_steps": drops}
     targets["automatic_ratio_vs_nnunet"] = {"ratio": ratio, "target": 0.95, "met": ratio is not None and ratio >= 0.95}
     print(f"\nautomatic mean Dice ours / nnU-Net (test sets): {_ms(ours)} / {_ms(base)}, ratio {ratio}")
@@ -245,8 +245,9 @@ def main() -> None:
     p.add_argument("-pl", default="SegAnyPETPlanner", help="[OPTIONAL] planner. Default: SegAnyPETPlanner")
     p.add_argument("-tr", default="SegAnyPETTrainer")
     p.add_argument(
-        "-btr", default="nnUNetTrainer_seganypet", help="[OPTIONAL] baseline: stock nnU-Net training (baselines.py)"
-    )
+        "-btr", default="nnUNetTrainer_seganypet",
+        help="[OPTIONAL] baseline: stock nnU-Net training (baselines.py); 'none' skips it (no automatic comparison)",
+    )  # fmt: skip
     p.add_argument("-epochs", type=int, default=20)
     p.add_argument("-iters_per_epoch", type=int, default=250)
     p.add_argument("-val_iters", type=int, default=50)
@@ -292,11 +293,15 @@ def main() -> None:
     for seed in a.seeds:
         results = out / f"seed_{seed}" / "nnUNet_results"
         env = dict(os.environ, nnUNet_results=str(results))
-        for trainer, pl in ((a.tr, ours_p), (a.btr, base_p)):
+        pairs = ((a.tr, ours_p), (a.btr, base_p)) if a.btr != "none" else ((a.tr, ours_p),)
+        for trainer, pl in pairs:
             hours[f"{trainer}/seed_{seed}"] = _train(a, a.d, trainer, pl, seed, env)
-        ours, base = (
-            results / train_raw.name / f"{t}__{pl}__3d_fullres" for t, pl in ((a.tr, ours_p), (a.btr, base_p))
-        )
+        ours, base = (results / train_raw.name / f"{t}__{pl}__3d_fullres" for t, pl in ((a.tr, ours_p), (a.btr, base_p)))
+        if a.btr == "none":
+            base = None
+            for i, raw in enumerate(tests):
+                runs.append(evaluate_test_set(a, raw, ours, base, out / f"seed_{seed}" / f"test_{i}"))
+            continue
         cmp_out = out / f"seed_{seed}" / "compare"
         cmd = ["seganypet_compare", "-d", str(a.d), "-tr", a.tr, a.btr, "-p", ours_p, base_p, "-f", "0",
                "-o", str(cmp_out), "-device", a.device]  # fmt: skip
