@@ -296,7 +296,9 @@ def main() -> None:
         pairs = ((a.tr, ours_p), (a.btr, base_p)) if a.btr != "none" else ((a.tr, ours_p),)
         for trainer, pl in pairs:
             hours[f"{trainer}/seed_{seed}"] = _train(a, a.d, trainer, pl, seed, env)
-        ours, base = (results / train_raw.name / f"{t}__{pl}__3d_fullres" for t, pl in ((a.tr, ours_p), (a.btr, base_p)))
+        ours, base = (
+            results / train_raw.name / f"{t}__{pl}__3d_fullres" for t, pl in ((a.tr, ours_p), (a.btr, base_p))
+        )
         if a.btr == "none":
             base = None
             for i, raw in enumerate(tests):
