@@ -10,10 +10,11 @@ from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_en
     nnUNetPlannerResEncM,
 )
 
-from seganypet_nnunet.planners.baseline_planners import nnUNetPlannerSmall, nnUNetPlannerTiny
+from seganypet_nnunet.planners.baseline_planners import nnUNetPlannerCPU, nnUNetPlannerSmall, nnUNetPlannerTiny
 from seganypet_nnunet.planners.sam_med3d_planner import SamMed3DPlanner, SamMed3DPlannerBatch1
 from seganypet_nnunet.planners.seganypet_planner import (
     SegAnyPETPlanner,
+    SegAnyPETPlannerCPU,
     SegAnyPETPlannerResEncM,
     SegAnyPETPlannerSmall,
     SegAnyPETPlannerTiny,
@@ -24,6 +25,7 @@ PLANNERS: dict[str, tuple[type[ExperimentPlanner], type[ExperimentPlanner]]] = {
     "SegAnyPETPlannerResEncM": (SegAnyPETPlannerResEncM, nnUNetPlannerResEncM),
     "SegAnyPETPlannerSmall": (SegAnyPETPlannerSmall, nnUNetPlannerSmall),
     "SegAnyPETPlannerTiny": (SegAnyPETPlannerTiny, nnUNetPlannerTiny),
+    "SegAnyPETPlannerCPU": (SegAnyPETPlannerCPU, nnUNetPlannerCPU),
     "SamMed3DPlanner": (SamMed3DPlanner, ExperimentPlanner),
     "SamMed3DPlannerBatch1": (SamMed3DPlannerBatch1, ExperimentPlanner),
 }
@@ -41,10 +43,12 @@ __all__ = [
     "SamMed3DPlanner",
     "SamMed3DPlannerBatch1",
     "SegAnyPETPlanner",
+    "SegAnyPETPlannerCPU",
     "SegAnyPETPlannerResEncM",
     "SegAnyPETPlannerSmall",
     "SegAnyPETPlannerTiny",
     "get_planner_pair",
+    "nnUNetPlannerCPU",
     "nnUNetPlannerSmall",
     "nnUNetPlannerTiny",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 
-from seganypet_nnunet.planners.presets import SmallPreset, TinyPreset
+from seganypet_nnunet.planners.presets import CpuReferencePreset, SmallPreset, TinyPreset
 
 
 class nnUNetPlannerSmall(SmallPreset, ExperimentPlanner):  # noqa: N801 (nnU-Net naming)
@@ -21,3 +21,9 @@ class nnUNetPlannerTiny(TinyPreset, ExperimentPlanner):  # noqa: N801 (nnU-Net n
     """Stock nnU-Net planner with the SegAnyPETPlannerTiny backbone caps; plans ``nnUNetPlansTiny``."""
 
     default_plans_name = "nnUNetPlansTiny"
+
+
+class nnUNetPlannerCPU(CpuReferencePreset, ExperimentPlanner):  # noqa: N801 (nnU-Net naming)
+    """Stock nnU-Net planner with the SegAnyPETPlannerCPU caps; plans ``nnUNetPlansCPU``."""
+
+    default_plans_name = "nnUNetPlansCPU"

@@ -71,6 +71,14 @@ class SmallPreset(PresetCapsMixin):
     featuremap_min_edge_length = 8
 
 
+class CpuReferencePreset(SmallPreset):
+    """The reference run's CPU size (bench/bench_reference_model.py): the Small backbone, patch <= 48^3 and batch 2,
+    so an iteration costs about what a demo iteration costs (nnU-Net would pick batch 11 for adult-sized datasets)."""
+
+    patch_size_cap = (48, 48, 48)
+    max_batch_size = 2
+
+
 class TinyPreset(PresetCapsMixin):
     """Unit-test size: patch <= 32^3, 4 stages, 8 -> 64 features, batch 2."""
 

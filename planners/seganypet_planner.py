@@ -19,7 +19,7 @@ from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_en
 
 from seganypet_nnunet.defaults import DEFAULT_PLANS
 from seganypet_nnunet.model.image_encoder import token_level
-from seganypet_nnunet.planners.presets import PresetCapsMixin, SmallPreset, TinyPreset
+from seganypet_nnunet.planners.presets import CpuReferencePreset, PresetCapsMixin, SmallPreset, TinyPreset
 
 PET_CHANNEL_NAMES = ("pet", "suv", "pt")
 PET_NORMALIZATION = "NoNormalization"
@@ -159,6 +159,13 @@ class SegAnyPETPlannerSmall(SmallPreset, SegAnyPETPlanner):
     """CPU demo size (patch <= 64^3, 16 -> 128 features, 4 stages), promptable "small"; baseline nnUNetPlannerSmall."""
 
     default_plans_name = "SegAnyPETPlansSmall"
+    promptable_preset = "small"
+
+
+class SegAnyPETPlannerCPU(CpuReferencePreset, SegAnyPETPlanner):
+    """The reference run on a 2-core CPU (patch <= 48^3, batch 2, Small backbone); baseline nnUNetPlannerCPU."""
+
+    default_plans_name = "SegAnyPETPlansCPU"
     promptable_preset = "small"
 
 
