@@ -67,7 +67,10 @@ setup(
         "test": ["pytest", "ruff", "medim==0.1.2", "requests", "torchio", "nninteractive-client==2.6.0"],
         "napari": ["napari[pyqt5]>=0.5,<0.7"],  # the viewer plugin, seganypet_nnunet/napari_plugin
     },
-    package_data={"seganypet_nnunet.napari_plugin": ["napari.yaml"]},
+    package_data={
+        "seganypet_nnunet.napari_plugin": ["napari.yaml"],
+        "seganypet_nnunet.pretrained": ["*/*.json", "*/*.md", "*/fold_0/*.pth"],  # packaged models (weights only)
+    },
     entry_points={
         "console_scripts": CONSOLE_SCRIPTS,
         "napari.manifest": ["seganypet_nnunet = seganypet_nnunet.napari_plugin:napari.yaml"],

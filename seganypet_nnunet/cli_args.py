@@ -67,7 +67,11 @@ def add_trust_checkpoint_argument(parser: argparse.ArgumentParser, which: str = 
 
 def add_model_folder_argument(parser: argparse.ArgumentParser) -> None:
     """``-m``: a model folder instead of ``-d -c -p -tr``."""
-    parser.add_argument("-m", default=None, help="[OPTIONAL] model folder (overrides -d/-c/-p/-tr)")
+    parser.add_argument(
+        "-m",
+        default=None,
+        help="[OPTIONAL] model folder, or a packaged model's name (seganypet_reference); overrides -d/-c/-p/-tr",
+    )
 
 
 def require_model_choice(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -79,7 +83,9 @@ def require_model_choice(parser: argparse.ArgumentParser, args: argparse.Namespa
 def resolve_model_folder(args: argparse.Namespace) -> Path:
     """``-m`` if given, else ``model_folder(args)`` under ``$nnUNet_results`` (one line if unset or ``-d`` unknown)."""
     if getattr(args, "m", None) is not None:
-        return Path(args.m)
+        from seganypet_nnunet.pretrained import resolve_model
+
+        return resolve_model(args.m)
     from seganypet_nnunet.paths import nnunet_folder
 
     nnunet_folder("nnUNet_results")

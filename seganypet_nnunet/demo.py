@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from seganypet_nnunet.errors import cli_entry
+from seganypet_nnunet.pretrained import REFERENCE_MODEL
 
 DEMO_PLANNER = "SegAnyPETPlannerSmall"
 CONFIGURATION = "3d_fullres"
@@ -39,6 +40,7 @@ class DemoSettings:
     trainer: str = "SegAnyPETTrainer_demo"
     baseline_trainer: str = "nnUNetTrainer_seganypet_demo"
     n_clicks: int = max(CLICKS)
+    pretrained: str | None = None  # a packaged model's name: click on it instead of training (run_pretrained_demo)
 
 
 @contextlib.contextmanager
@@ -167,12 +169,66 @@ def run_demo(settings: DemoSettings) -> dict:
     }
 
 
+def run_pretrained_demo(settings: DemoSettings) -> dict:
+    """``seganypet_demo --pretrained``: click on a packaged model without training (test cases from the generator
+    settings it was trained with, ``generator.json``, and generator seed ``settings.seed`` + 1000, never trained on);
+    automatic prediction, simulated clicks with the reader's methods, the tables and the pictures. Same return value
+    as ``run_demo``."""
+    from seganypet_nnunet.evaluation.interactive import evaluate_model_folder
+    from seganypet_nnunet.evaluation.summary import format_reference_table, format_structure_table, structure_table
+    from seganypet_nnunet.inference.predict import predict_automatic
+    from seganypet_nnunet.io_utils import read_json_object
+    from seganypet_nnunet.machine import machine_line
+    from seganypet_nnunet.pretrained import resolve_model
+    from seganypet_nnunet.synthetic import SyntheticConfig, make_dataset
+    from seganypet_nnunet.synthetic.config import PRESETS
+
+    check_settings(settings)
+    start = time.perf_counter()
+    model = resolve_model(settings.pretrained)
+    generator = read_json_object(model / "generator.json")
+    spacing = tuple(generator["spacing_mm"]) if generator.get("spacing_mm") else None
+    config = SyntheticConfig(**PRESETS[generator["preset"]], tracer=generator["tracer"], spacing=spacing)
+    _use_folders(settings.output.resolve())
+    with _step(
+        f"1/3 synthetic {generator['preset']} {generator['tracer'].upper()} PET: {settings.num_test} test cases"
+    ):
+        raw = make_dataset(
+            settings.dataset_id, "PretrainedDemo", 1, settings.num_test, config, seed=settings.seed + 1000
+        )
+    pred = settings.output / "pred_seganypet"
+    with _step(f"2/3 automatic prediction with the packaged model {settings.pretrained} ({model})"):
+        predict_automatic(model, raw / "imagesTs", pred, folds=(0,), device=settings.device, npp=0, nps=0)
+    with _step(f"3/3 seganypet_evaluate: {settings.n_clicks} simulated clicks per structure and lesion"):
+        summary = evaluate_model_folder(
+            model, raw / "imagesTs", raw / "labelsTs", settings.output / "evaluation", folds=(0,),
+            device=settings.device, instances_dir=raw / "instancesTs", n_clicks=settings.n_clicks, auto_pred=pred,
+            reference_methods=True,
+        )  # fmt: skip
+    rows = structure_table(summary, CLICKS)
+    unseen = tuple(summary["settings"]["heldout_structures"])
+    labels = json.loads((raw / "dataset.json").read_text())["labels"]
+    case_id = sorted(summary["cases"])[0]
+    overlay = _overlay(raw, case_id, {"ours automatic": pred}, settings.output / "overlay_mip.png", labels)
+    print(f"\nDice per structure, packaged model {settings.pretrained} (model card: {model / 'MODEL_CARD.md'}):\n")
+    print(format_structure_table(rows, unseen))
+    print("\nThe PET reader's threshold methods from the model's first click (mean Dice per structure):\n")
+    print(format_reference_table(summary))
+    evaluation = settings.output / "evaluation"
+    print(
+        f"\nsummary: {evaluation / 'summary.json'}\nplot:    {evaluation / 'dice_vs_clicks.png'}\n"
+        f"overlay: {overlay}\ntotal:   {(time.perf_counter() - start) / 60:.1f} min on {machine_line()}"
+    )
+    plot = evaluation / "dice_vs_clicks.png"
+    return {"table": rows, "summary": evaluation / "summary.json", "plot": plot, "overlay": overlay, "unseen": unseen}
+
+
 def check_settings(settings: DemoSettings) -> None:
     """Every setting checked before anything is created (folders, dataset): one line naming the flag.
 
     Raises:
         SeganypetError: an unavailable ``-device``, a dataset id outside 1..999, too few cases (a split needs 2
-            training cases), a negative seed, or ``-o`` an existing file.
+            training cases), a negative seed, ``--pretrained`` not a packaged model, or ``-o`` an existing file.
     """
     from seganypet_nnunet.errors import SeganypetError
     from seganypet_nnunet.validation import check_device
@@ -185,6 +241,11 @@ def check_settings(settings: DemoSettings) -> None:
         raise SeganypetError(f"-num_test {settings.num_test}: need at least 1 test case")
     if settings.seed < 0:
         raise SeganypetError(f"-seed {settings.seed}: must be >= 0")
+    if settings.pretrained is not None:
+        from seganypet_nnunet.pretrained import resolve_model
+
+        if not (resolve_model(settings.pretrained) / "generator.json").is_file():
+            raise SeganypetError(f"--pretrained {settings.pretrained}: not a packaged model (no generator.json)")
     if settings.output.exists() and not settings.output.is_dir():
         raise SeganypetError(f"{settings.output}: -o is an existing file, expected an output folder")
     check_device(settings.device)
@@ -208,14 +269,24 @@ def demo_entry(argv: list[str] | None = None) -> None:
     parser.add_argument("-num_test", type=int, default=3, help="[OPTIONAL] test cases. Default: 3")
     parser.add_argument("-seed", type=int, default=0, help="[OPTIONAL] generator seed. Default: 0")
     parser.add_argument("-device", default="cpu", choices=("cpu", "cuda", "mps"), help="[OPTIONAL] Default: cpu")
+    parser.add_argument(
+        "--pretrained",
+        nargs="?",
+        const=REFERENCE_MODEL,
+        default=None,
+        metavar="NAME",
+        help=f"[OPTIONAL] click on a packaged model (default {REFERENCE_MODEL}) instead of training one: generate "
+        "-num_test cases, predict, simulate clicks, evaluate (about a minute on a 2-core CPU)",
+    )
     parser.add_argument("--verbose", action="store_true", help="[OPTIONAL] show tracebacks of errors")
     args = parser.parse_args(argv)
     settings = DemoSettings(
-        Path(args.o), args.d, num_train=args.num_train, num_test=args.num_test, seed=args.seed, device=args.device
-    )
+        Path(args.o), args.d, num_train=args.num_train, num_test=args.num_test, seed=args.seed, device=args.device,
+        pretrained=args.pretrained,
+    )  # fmt: skip
     check_settings(settings)
     np.seterr(all="ignore")
-    run_demo(settings)
+    run_pretrained_demo(settings) if settings.pretrained else run_demo(settings)
 
 
 if __name__ == "__main__":

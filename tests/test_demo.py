@@ -51,6 +51,7 @@ def test_demo_pipeline_at_test_size(nnunet_env, tmp_path, monkeypatch):
         (["-num_train", "1"], "-num_train 1: a split needs at least 2 training cases"),
         (["-num_test", "0"], "-num_test 0: need at least 1 test case"),
         (["-d", "1000"], "-d 1000: dataset id must be between 1 and 999"),
+        (["--pretrained", "no_such_model"], "no_such_model: model folder not found, and not a packaged model"),
     ],
 )
 def test_bad_settings_fail_before_anything_is_created(tmp_path, capsys, argv, expect):
@@ -68,3 +69,21 @@ def test_bad_settings_fail_before_anything_is_created(tmp_path, capsys, argv, ex
     last = err.strip().splitlines()[-1]
     assert last.startswith("seganypet_demo: error: ") and expect in last, err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_pretrained_demo_clicks_on_the_packaged_model_without_training(tmp_path):
+    """Issue 22: ``seganypet_demo --pretrained`` generates test cases, predicts, clicks and evaluates (no training)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "demo"
+    cmd = [str(Path(sys.executable).parent / "seganypet_demo"), "--pretrained", "-o", str(out), "-num_test", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "packaged model seganypet_reference" in res.stdout and "lesion" in res.stdout
+    summary = json.loads((out / "evaluation" / "summary.json").read_text())
+    assert len(summary["cases"]) == 1 and (out / "overlay_mip.png").stat().st_size > 0
+    assert not (out / "nnUNet_results").exists() or not any((out / "nnUNet_results").iterdir())  # nothing trained

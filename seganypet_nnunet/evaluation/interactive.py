@@ -43,6 +43,7 @@ from seganypet_nnunet.evaluation.metrics import (
     surface_dice,
 )
 from seganypet_nnunet.evaluation.summary import structure_table
+from seganypet_nnunet.pretrained import resolve_model
 from seganypet_nnunet.prompts.simulation import next_click
 
 __all__ = ["EvalCase", "Segmenter", "evaluate_interactive", "evaluate_model_folder", "find_cases", "structure_table"]
@@ -310,8 +311,8 @@ def evaluate_model_folder(
     **kwargs,
 ) -> dict:
     """``evaluate_interactive`` with a SegAnyPETSession from an nnU-Net model folder (labels, channels from its
-    dataset.json); ``kwargs`` go to ``evaluate_interactive``."""
-    model_folder = Path(model_folder)
+    dataset.json); ``kwargs`` go to ``evaluate_interactive``. ``model_folder`` may be a packaged model's name."""
+    model_folder = resolve_model(model_folder)
     ds = io_utils.read_json_object(model_folder / "dataset.json")
     ending = ds.get("file_ending", ".nii.gz")
     validation.check_device(device)

@@ -13,6 +13,7 @@ from typing import Sequence
 from seganypet_nnunet.errors import SeganypetError
 from seganypet_nnunet.evaluation.autopet_iv import run_autopet_iv
 from seganypet_nnunet.evaluation.autopet_v import run_autopet_v
+from seganypet_nnunet.pretrained import resolve_model
 
 PROTOCOLS = ("clicks", "sam_med3d", "both", "autopet_iv", "autopet_v")
 
@@ -46,7 +47,9 @@ def run_protocol(args: argparse.Namespace, folds: Sequence[int | str]) -> dict:
         if args.clicks is None:
             raise SeganypetError("--protocol autopet_iv: needs -clicks FOLDER (CASE.json click files)")
         clicks = Path(args.clicks)
-        return run_autopet_iv(Path(args.m), Path(args.i), clicks, Path(args.o), ref_dir=Path(args.ref), **common)
+        model = resolve_model(args.m)
+        return run_autopet_iv(model, Path(args.i), clicks, Path(args.o), ref_dir=Path(args.ref), **common)
+    model = resolve_model(args.m)
     return run_autopet_v(
-        Path(args.m), Path(args.i), Path(args.ref), Path(args.o), n_scribbles=args.n_scribbles, seed=args.seed, **common
+        model, Path(args.i), Path(args.ref), Path(args.o), n_scribbles=args.n_scribbles, seed=args.seed, **common
     )

@@ -38,6 +38,7 @@ from seganypet_nnunet.evaluation.metrics import dice, hd95, surface_dice
 from seganypet_nnunet.inference import coordinates as C
 from seganypet_nnunet.inference.follow import centred_box
 from seganypet_nnunet.inference.session import SegAnyPETSession
+from seganypet_nnunet.pretrained import resolve_model
 
 PROTOCOL = "sam_med3d"
 PROTOCOL_TEXT = (
@@ -209,7 +210,7 @@ def evaluate_model_folder_sam_med3d(
     """``evaluate_sam_med3d`` on an nnU-Net model folder (labels and channels from its dataset.json)."""
     from seganypet_nnunet.inference.model_folder import load_model_folder
 
-    model_folder = Path(model_folder)
+    model_folder = resolve_model(model_folder)
     ds = io_utils.read_json_object(model_folder / "dataset.json")
     ending = ds.get("file_ending", ".nii.gz")
     cases = find_cases(images_dir, labels_dir, instances_dir, len(ds["channel_names"]), ending)

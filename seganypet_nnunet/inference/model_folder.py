@@ -23,6 +23,7 @@ from torch import nn
 from seganypet_nnunet import io_utils
 from seganypet_nnunet.checkpoint_io import CheckpointError, load_checkpoint
 from seganypet_nnunet.errors import InputNotFoundError, SeganypetError
+from seganypet_nnunet.pretrained import resolve_model
 from seganypet_nnunet.trainers.base import tag_checkpoint
 
 
@@ -105,7 +106,7 @@ def load_model_folder(
         CheckpointError: a checkpoint is unreadable, unsafe (code could run on load) or not an nnU-Net checkpoint.
         SeganypetError: ``folds`` is empty, a JSON file is unreadable, or the checkpoint does not fit the plans.
     """
-    folder = Path(folder)
+    folder = resolve_model(folder)  # a path, or a packaged model's name
     if not folds:
         raise SeganypetError(f"{folder}: folds must name at least one fold")
     if not folder.is_dir():

@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
 from seganypet_nnunet.errors import SeganypetError
 from seganypet_nnunet.napari_plugin import pet_io
 from seganypet_nnunet.napari_plugin.controller import ViewerSession
+from seganypet_nnunet.pretrained import packaged_models
 
 CHECKPOINTS = ("checkpoint_final.pth", "checkpoint_best.pth")
 
@@ -77,6 +78,11 @@ class SegAnyPETWidget(QWidget):
         self.trusted = QCheckBox("trust checkpoint (full unpickler)")
         model = QGroupBox("Model")
         form = QFormLayout(model)
+        self.model_path.setPlaceholderText("model folder, or a packaged model's name")
+        self.packaged = QComboBox()  # packaged models (seganypet_nnunet.pretrained): picking one fills the folder field
+        self.packaged.addItems(["", *packaged_models()])
+        self.packaged.textActivated.connect(lambda name: name and self.model_path.setText(name))
+        form.addRow("packaged", self.packaged)
         form.addRow("folder", self._with_browse(self.model_path, self._browse_model))
         form.addRow("folds", self.folds)
         form.addRow("checkpoint", self.checkpoint)

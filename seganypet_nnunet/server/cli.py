@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from seganypet_nnunet.errors import SeganypetError, as_user_error, cli_entry
+from seganypet_nnunet.pretrained import resolve_model
 
 DEFAULT_PORT = 1527
 
@@ -52,7 +53,9 @@ def serve_entry(argv: list[str] | None = None) -> None:
     from seganypet_nnunet.server.app import ServerConfig
 
     p = argparse.ArgumentParser(description="Serve a SegAnyPET model folder over nnInteractive's remote protocol")
-    p.add_argument("-m", required=True, help="[REQUIRED] model folder (Trainer__Plans__configuration)")
+    p.add_argument(
+        "-m", required=True, help="[REQUIRED] model folder (Trainer__Plans__configuration) or a packaged model's name"
+    )
     p.add_argument("-f", nargs="+", default=["0"], help="[OPTIONAL] folds (ensembled). Default: 0")
     p.add_argument("-chk", default="checkpoint_final.pth", help="[OPTIONAL] checkpoint. Default: checkpoint_final.pth")
     p.add_argument("--host", default="127.0.0.1", help="[OPTIONAL] address to bind. Default: 127.0.0.1 (this machine)")
@@ -85,7 +88,7 @@ def serve_entry(argv: list[str] | None = None) -> None:
 
     try:
         serve(
-            model_folder=a.m,
+            model_folder=resolve_model(a.m),
             folds=folds,
             checkpoint=a.chk,
             host=a.host,

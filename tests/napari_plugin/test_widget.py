@@ -177,3 +177,17 @@ def test_bad_inputs_give_messages_not_tracebacks(widget, model, tmp_path):
     assert "folds" in w.status.text()
     w.controller.undo()
     assert "open an image first" in w.status.text()
+
+
+def test_the_packaged_reference_model_is_picked_by_name_and_loads(widget):
+    """Issue 22: the model picker lists the packaged models; picking one fills the folder field with its name."""
+    from seganypet_nnunet.pretrained import REFERENCE_MODEL
+
+    items = [widget.packaged.itemText(i) for i in range(widget.packaged.count())]
+    assert REFERENCE_MODEL in items
+    widget.packaged.textActivated.emit(REFERENCE_MODEL)
+    assert widget.model_path.text() == REFERENCE_MODEL
+    widget.load_model()
+    wait(widget)
+    assert widget.controller.session is not None
+    assert widget.controller.model_settings["folder"] == REFERENCE_MODEL
