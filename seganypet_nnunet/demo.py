@@ -266,7 +266,9 @@ def demo_entry(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("-d", type=int, default=990, help="[OPTIONAL] dataset id. Default: 990")
     parser.add_argument("-num_train", type=int, default=10, help="[OPTIONAL] training cases. Default: 10")
-    parser.add_argument("-num_test", type=int, default=3, help="[OPTIONAL] test cases. Default: 3")
+    parser.add_argument(
+        "-num_test", type=int, default=None, help="[OPTIONAL] test cases. Default: 3 (1 with --pretrained)"
+    )
     parser.add_argument("-seed", type=int, default=0, help="[OPTIONAL] generator seed. Default: 0")
     parser.add_argument("-device", default="cpu", choices=("cpu", "cuda", "mps"), help="[OPTIONAL] Default: cpu")
     parser.add_argument(
@@ -280,8 +282,9 @@ def demo_entry(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--verbose", action="store_true", help="[OPTIONAL] show tracebacks of errors")
     args = parser.parse_args(argv)
+    num_test = args.num_test if args.num_test is not None else (1 if args.pretrained else 3)
     settings = DemoSettings(
-        Path(args.o), args.d, num_train=args.num_train, num_test=args.num_test, seed=args.seed, device=args.device,
+        Path(args.o), args.d, num_train=args.num_train, num_test=num_test, seed=args.seed, device=args.device,
         pretrained=args.pretrained,
     )  # fmt: skip
     check_settings(settings)

@@ -80,7 +80,7 @@ def test_pretrained_demo_clicks_on_the_packaged_model_without_training(tmp_path)
     from pathlib import Path
 
     out = tmp_path / "demo"
-    cmd = [str(Path(sys.executable).parent / "seganypet_demo"), "--pretrained", "-o", str(out), "-num_test", "1"]
+    cmd = [str(Path(sys.executable).parent / "seganypet_demo"), "--pretrained", "-o", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "packaged model seganypet_reference" in res.stdout and "lesion" in res.stdout
