@@ -70,7 +70,7 @@ def _train(a, dataset: int, trainer: str, plans: str, seed: int, env: dict) -> f
     fold = Path(env["nnUNet_results"]) / f"Dataset{dataset:03d}_ReferencePET" / model / "fold_0"
     if a.reuse and (fold / "checkpoint_final.pth").is_file() and (fold / "validation" / "summary.json").is_file():
         print(f"reusing {fold} (--reuse)")
-        return None
+        return _logged_hours(fold)
     spec = {
         "trainer": trainer, "plans": plans, "dataset": dataset, "seed": seed, "device": a.device,
         "epochs": a.epochs, "iters_per_epoch": a.iters_per_epoch, "val_iters": a.val_iters,
@@ -78,6 +78,20 @@ def _train(a, dataset: int, trainer: str, plans: str, seed: int, env: dict) -> f
     start = time.perf_counter()
     subprocess.run([sys.executable, __file__, "--_train", json.dumps(spec)], env=env, check=True)
     return (time.perf_counter() - start) / 3600.0
+
+
+def _logged_hours(fold: Path) -> float | None:
+    """Hours from the first to the last timestamp of nnU-Net's training log in ``fold`` (a reused training)."""
+    from datetime import datetime
+
+    stamps = []
+    for log in sorted(fold.glob("training_log_*.txt")):
+        for line in log.read_text().splitlines():
+            try:
+                stamps.append(datetime.strptime(line[:26], "%Y-%m-%d %H:%M:%S.%f"))
+            except ValueError:
+                continue
+    return (max(stamps) - min(stamps)).total_seconds() / 3600.0 if stamps else None
 
 
 def size_classes(summary: dict, voxel_ml: dict[str, float]) -> dict:
@@ -136,15 +150,19 @@ def evaluate_test_set(a, raw: Path, ours: Path, base: Path | None, out: Path) ->
     common = {"auto_pred": pred["ours"], "device": a.device}
     iv_out = out / "autopet_iv"
     iv = run_autopet_iv(ours, raw / "imagesTs", clicks, iv_out, ref_dir=raw / "labelsTs", n_steps=a.iv_steps, **common)
-    v = run_autopet_v(
-        ours, raw / "imagesTs", raw / "labelsTs", out / "autopet_v", n_scribbles=5, seed=a.click_seed, **common
-    )
+    try:
+        v = run_autopet_v(
+            ours, raw / "imagesTs", raw / "labelsTs", out / "autopet_v", n_scribbles=5, seed=a.click_seed, **common
+        )["summary"]
+    except ValueError as err:  # e.g. a model whose max_points is below what five scribbles add (Tiny plans)
+        print(f"autoPET V not scored: {err}")
+        v = {"error": str(err)}
     return {
         "structures": structure_table(summary, CLICKS),
         "reader_methods": {n: b.get("reference_methods") for n, b in summary["mean"]["per_structure"].items()},
         "size_classes": size_classes(summary, voxel_ml),
         "autopet_iv": iv["score"]["summary"]["overall"],
-        "autopet_v": v["summary"],
+        "autopet_v": v,
     }
 
 
@@ -299,19 +317,18 @@ def main() -> None:
         ours, base = (
             results / train_raw.name / f"{t}__{pl}__3d_fullres" for t, pl in ((a.tr, ours_p), (a.btr, base_p))
         )
-        if a.btr == "none":
-            base = None
-            for i, raw in enumerate(tests):
-                runs.append(evaluate_test_set(a, raw, ours, base, out / f"seed_{seed}" / f"test_{i}"))
-            continue
-        cmp_out = out / f"seed_{seed}" / "compare"
-        cmd = ["seganypet_compare", "-d", str(a.d), "-tr", a.tr, a.btr, "-p", ours_p, base_p, "-f", "0",
-               "-o", str(cmp_out), "-device", a.device]  # fmt: skip
-        cmd += ["-targets", *a.targets] if a.targets else []
-        subprocess.run(cmd, env=env, check=True)
-        compares[f"seed_{seed}"] = json.loads((cmp_out / "compare.json").read_text())["per_structure"]
+        base = None if a.btr == "none" else base
         for i, raw in enumerate(tests):
             runs.append(evaluate_test_set(a, raw, ours, base, out / f"seed_{seed}" / f"test_{i}"))
+        if base is None:
+            continue
+        cmp_out = out / f"seed_{seed}" / "compare"
+        if not (a.reuse and (cmp_out / "compare.json").is_file()):
+            cmd = ["seganypet_compare", "-d", str(a.d), "-tr", a.tr, a.btr, "-p", ours_p, base_p, "-f", "0",
+                   "-o", str(cmp_out), "-device", a.device]  # fmt: skip
+            cmd += ["-targets", *a.targets] if a.targets else []
+            subprocess.run(cmd, env=env, check=True)
+        compares[f"seed_{seed}"] = json.loads((cmp_out / "compare.json").read_text())["per_structure"]
     targets = report(runs)
     budget = {"epochs": a.epochs, "iterations_per_epoch": a.iters_per_epoch, "val_iterations_per_epoch": a.val_iters,
               "total_iterations": a.epochs * a.iters_per_epoch}  # fmt: skip
@@ -319,7 +336,8 @@ def main() -> None:
         "command": sys.argv, "budget": budget, "training_hours": hours, "machine": machine(a.device),
         "generator": {"preset": a.preset, "tracer": a.tracer, "spacing_mm": list(config.grid_spacing),
                       "train_seed": a.train_seed, "test_seeds": a.test_seeds, "num_train": a.num_train,
-                      "num_test": a.num_test},
+                      "num_test": a.num_test,
+                      "test_cases_evaluated": [len(list((t / "imagesTs").glob("*_0000.nii.gz"))) for t in tests]},
         "plans": [ours_p, base_p], "trainers": [a.tr, a.btr], "seeds": a.seeds, "runs": runs,
         "compare_fold0_validation": compares, "targets": targets,
         "total_hours": (time.perf_counter() - start) / 3600.0,
