@@ -114,12 +114,22 @@ def size_classes(summary: dict, voxel_ml: dict[str, float]) -> dict:
 
 
 def _mean(values) -> float | None:
-    vals = [float(v) for v in values if v is not None and np.isfinite(v)]
+    vals = [float(v) for v in values if isinstance(v, (int, float)) and np.isfinite(v)]  # skips oracle_choice
     return float(np.mean(vals)) if vals else None
 
 
 def evaluate_test_set(a, raw: Path, ours: Path, base: Path | None, out: Path) -> dict:
-    """One test set, one training seed: automatic, clicks + reader methods, size classes, autoPET IV and V."""
+    """One test set, one training seed (``out/test_set.json``, kept by ``--reuse``): automatic, clicks + reader
+    methods, size classes, autoPET IV and V."""
+    if a.reuse and (out / "test_set.json").is_file():
+        print(f"reusing {out / 'test_set.json'} (--reuse)")
+        return json.loads((out / "test_set.json").read_text())
+    result = _evaluate_test_set(a, raw, ours, base, out)
+    (out / "test_set.json").write_text(json.dumps(result))
+    return result
+
+
+def _evaluate_test_set(a, raw: Path, ours: Path, base: Path | None, out: Path) -> dict:
     import SimpleITK as sitk
     from bench_autopet_protocols import click_folder
 
