@@ -101,9 +101,7 @@ def _overlay(raw: Path, case_id: str, predictions: dict[str, Path], target: Path
 def run_demo(settings: DemoSettings) -> dict:
     """Runs the demo end to end and returns ``{"table": rows, "summary": path, "plot": path, "overlay": path}``."""
     from seganypet_nnunet.evaluation.interactive import evaluate_model_folder
-    from seganypet_nnunet.evaluation.summary import format_reference_table, format_structure_table, structure_table
     from seganypet_nnunet.inference.predict import predict_automatic
-    from seganypet_nnunet.machine import machine_line
     from seganypet_nnunet.run.plan_and_preprocess import plan_and_preprocess
     from seganypet_nnunet.synthetic import SyntheticConfig, make_dataset
 
@@ -146,12 +144,21 @@ def run_demo(settings: DemoSettings) -> dict:
             baseline_pred=pred["nnU-Net automatic"],
             reference_methods=True,
         )
+    heading = "Dice per structure (test cases, mean over targets; clicks simulated from the reference):"
+    return _report(settings, raw, summary, pred, heading, start)
+
+
+def _report(settings: DemoSettings, raw: Path, summary: dict, pred: dict[str, Path], heading: str, start: float):
+    """Prints the demo's tables and file paths, draws the MIP overlay of the first test case; ``run_demo``'s result."""
+    from seganypet_nnunet.evaluation.summary import format_reference_table, format_structure_table, structure_table
+    from seganypet_nnunet.machine import machine_line
+
     rows = structure_table(summary, CLICKS)
     unseen = tuple(summary["settings"]["heldout_structures"])
     case_id = sorted(summary["cases"])[0]
     labels = json.loads((raw / "dataset.json").read_text())["labels"]
     overlay = _overlay(raw, case_id, pred, settings.output / "overlay_mip.png", labels)
-    print("\nDice per structure (test cases, mean over targets; clicks simulated from the reference):\n")
+    print(f"\n{heading}\n")
     print(format_structure_table(rows, unseen))
     print("\nThe PET reader's threshold methods from the model's first click (mean Dice per structure):\n")
     print(format_reference_table(summary))
@@ -175,10 +182,8 @@ def run_pretrained_demo(settings: DemoSettings) -> dict:
     automatic prediction, simulated clicks with the reader's methods, the tables and the pictures. Same return value
     as ``run_demo``."""
     from seganypet_nnunet.evaluation.interactive import evaluate_model_folder
-    from seganypet_nnunet.evaluation.summary import format_reference_table, format_structure_table, structure_table
     from seganypet_nnunet.inference.predict import predict_automatic
     from seganypet_nnunet.io_utils import read_json_object
-    from seganypet_nnunet.machine import machine_line
     from seganypet_nnunet.pretrained import resolve_model
     from seganypet_nnunet.synthetic import SyntheticConfig, make_dataset
     from seganypet_nnunet.synthetic.config import PRESETS
@@ -205,22 +210,8 @@ def run_pretrained_demo(settings: DemoSettings) -> dict:
             device=settings.device, instances_dir=raw / "instancesTs", n_clicks=settings.n_clicks, auto_pred=pred,
             reference_methods=True,
         )  # fmt: skip
-    rows = structure_table(summary, CLICKS)
-    unseen = tuple(summary["settings"]["heldout_structures"])
-    labels = json.loads((raw / "dataset.json").read_text())["labels"]
-    case_id = sorted(summary["cases"])[0]
-    overlay = _overlay(raw, case_id, {"ours automatic": pred}, settings.output / "overlay_mip.png", labels)
-    print(f"\nDice per structure, packaged model {settings.pretrained} (model card: {model / 'MODEL_CARD.md'}):\n")
-    print(format_structure_table(rows, unseen))
-    print("\nThe PET reader's threshold methods from the model's first click (mean Dice per structure):\n")
-    print(format_reference_table(summary))
-    evaluation = settings.output / "evaluation"
-    print(
-        f"\nsummary: {evaluation / 'summary.json'}\nplot:    {evaluation / 'dice_vs_clicks.png'}\n"
-        f"overlay: {overlay}\ntotal:   {(time.perf_counter() - start) / 60:.1f} min on {machine_line()}"
-    )
-    plot = evaluation / "dice_vs_clicks.png"
-    return {"table": rows, "summary": evaluation / "summary.json", "plot": plot, "overlay": overlay, "unseen": unseen}
+    heading = f"Dice per structure, packaged model {settings.pretrained} (model card: {model / 'MODEL_CARD.md'}):"
+    return _report(settings, raw, summary, {"ours automatic": pred}, heading, start)
 
 
 def check_settings(settings: DemoSettings) -> None:
